@@ -1,0 +1,194 @@
+/**
+ * `npm run bench`: the speed goals of the sandbox, each a ratio measured side by side in one run (these machines are
+ * noisy: absolute numbers from different moments don't compare). Not a test: it prints a table and always exits 0
+ * unless something broke. `BENCH_QUICK=1` shrinks every count, to check that the bench itself works.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ExecuteBatchRequest, ExecuteRequest, LanguagesRequest, type ExecuteParams } from '../server/protocol';
+import { startServer, type TestServer } from '../test/helpers/server';
+
+const QUICK = process.env.BENCH_QUICK === '1';
+const n = (full: number, quick: number): number => (QUICK ? quick : full);
+const cores = os.availableParallelism();
+
+interface Row {
+  what: string;
+  measured: string;
+  goal: string;
+  pass: boolean;
+}
+const rows: Row[] = [];
+
+const median = (xs: number[]): number => quantile(xs, 0.5);
+function quantile(xs: number[], q: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))]!;
+}
+
+/** Spawns a binary and resolves when it has exited and its output is read, like the sandbox does at its core. */
+function rawSpawn(cmd: string, args: string[], cwd: string): Promise<number> {
+  const t = performance.now();
+  return new Promise((resolve, reject) => {
+    const p = spawn(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    p.stdout.resume();
+    p.stderr.resume();
+    p.once('error', reject);
+    p.once('close', (code) => (code === 0 ? resolve(performance.now() - t) : reject(new Error(`${cmd} exited ${code}`))));
+  });
+}
+
+async function sandboxed(s: TestServer, params: ExecuteParams): Promise<number> {
+  const t = performance.now();
+  const r = await s.conn.sendRequest(ExecuteRequest.type, params);
+  if (r.status !== 'ok') throw new Error(`${params.language} run ended ${r.status}: ${r.message ?? r.stderr}`);
+  return performance.now() - t;
+}
+
+async function pooled<T>(count: number, width: number, job: (i: number) => Promise<T>): Promise<T[]> {
+  const out: T[] = [];
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: width }, async () => {
+      while (next < count) {
+        const i = next++;
+        out[i] = await job(i);
+      }
+    }),
+  );
+  return out;
+}
+
+function serverRssBytes(s: TestServer): number {
+  const status = readFileSync(`/proc/${s.proc.pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
+}
+
+async function main(): Promise<void> {
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'sbx-bench-'));
+  const s = await startServer({ cache: { enabled: true }, poolSize: cores });
+  try {
+    const langs = await s.conn.sendRequest(LanguagesRequest.type);
+    const bin = (id: string): string => {
+      const l = langs.languages.find((x) => x.id === id);
+      if (!l?.binary) throw new Error(`${id} is not available`);
+      return l.binary;
+    };
+    console.log(`sandbox-runner bench · ${cores} cores · isolation ${langs.isolation}${QUICK ? ' · QUICK' : ''}\n`);
+
+    // 1. Sandboxed hello world vs a raw spawn of the same real binary, interleaved so drift hits both alike.
+    const hello: [string, string, string, string[]][] = [
+      ['python', 'print(1)', 'main.py', ['-B', '-s', 'main.py']],
+      ['javascript', 'console.log(1)', 'main.js', ['main.js']],
+    ];
+    for (const [language, code, file, args] of hello) {
+      writeFileSync(path.join(tmp, file), code);
+      const raw: number[] = [];
+      const sbx: number[] = [];
+      for (let i = 0; i < n(5, 1); i++) {
+        await rawSpawn(bin(language), args, tmp); // warm-up
+        await sandboxed(s, { language, code, cache: false });
+      }
+      for (let i = 0; i < n(60, 5); i++) {
+        raw.push(await rawSpawn(bin(language), args, tmp));
+        sbx.push(await sandboxed(s, { language, code, cache: false }));
+      }
+      const ratio = median(sbx) / median(raw);
+      rows.push({
+        what: `${language} hello: sandboxed / raw spawn (median)`,
+        measured: `${ratio.toFixed(2)}× (${median(sbx).toFixed(1)} vs ${median(raw).toFixed(1)} ms)`,
+        goal: '≤ 1.1×',
+        pass: ratio <= 1.1,
+      });
+    }
+
+    // 2. Cache-hit round trip through JSON-RPC.
+    await sandboxed(s, { language: 'python', code: 'print("cached")' });
+    const hits: number[] = [];
+    for (let i = 0; i < n(2000, 50); i++) {
+      const t = performance.now();
+      const r = await s.conn.sendRequest(ExecuteRequest.type, { language: 'python', code: 'print("cached")' });
+      hits.push(performance.now() - t);
+      if (!r.cached) throw new Error('expected a cache hit');
+    }
+    rows.push({
+      what: 'cache-hit round trip p50 / p99',
+      measured: `${median(hits).toFixed(3)} / ${quantile(hits, 0.99).toFixed(3)} ms`,
+      goal: 'p50 < 1 ms',
+      pass: median(hits) < 1,
+    });
+
+    // 3. Throughput with pool size = cores vs raw spawns with the same parallelism.
+    const count = n(200, 10);
+    writeFileSync(path.join(tmp, 'main.py'), 'print(1)');
+    let t = performance.now();
+    await pooled(count, cores, () => rawSpawn(bin('python'), ['-B', '-s', 'main.py'], tmp));
+    const rawRate = count / ((performance.now() - t) / 1000);
+    t = performance.now();
+    await pooled(count, cores, () => sandboxed(s, { language: 'python', code: 'print(1)', cache: false }));
+    const sbxRate = count / ((performance.now() - t) / 1000);
+    rows.push({
+      what: `throughput, ${cores} at once: sandboxed / raw`,
+      measured: `${(sbxRate / rawRate).toFixed(2)}× (${sbxRate.toFixed(0)} vs ${rawRate.toFixed(0)} runs/s)`,
+      goal: '≥ 0.8×',
+      pass: sbxRate / rawRate >= 0.8,
+    });
+
+    // 4. A batch of 40 independent 100 ms runs vs the same runs one by one.
+    const items = Array.from({ length: n(40, 6) }, (_, i) => ({
+      language: 'shell',
+      code: `sleep 0.1; echo ${i}`,
+      cache: false,
+    }));
+    t = performance.now();
+    for (const item of items) await sandboxed(s, item);
+    const serialMs = performance.now() - t;
+    t = performance.now();
+    const batch = await s.conn.sendRequest(ExecuteBatchRequest.type, { items });
+    const batchMs = performance.now() - t;
+    if (batch.summary.ok !== items.length) throw new Error(`batch: ${JSON.stringify(batch.summary)}`);
+    rows.push({
+      what: `batch of ${items.length} × 100 ms: one by one / batch`,
+      measured: `${(serialMs / batchMs).toFixed(2)}× (${serialMs.toFixed(0)} vs ${batchMs.toFixed(0)} ms)`,
+      goal: `≥ 1.8× on 2 cores`,
+      pass: serialMs / batchMs >= 1.8,
+    });
+  } finally {
+    await s.close();
+  }
+
+  // 5. Server memory growth over many runs, cache off.
+  const m = await startServer({ cache: { enabled: false }, poolSize: cores });
+  try {
+    const run = (): Promise<number> => sandboxed(m, { language: 'shell', code: 'true' });
+    await pooled(100, cores, run);
+    const after100 = serverRssBytes(m);
+    const total = n(10_000, 300);
+    await pooled(total - 100, cores, run);
+    const afterAll = serverRssBytes(m);
+    const growth = (afterAll - after100) / 1024 / 1024;
+    rows.push({
+      what: `server RSS after ${total} runs − after 100 (cache off)`,
+      measured: `${growth.toFixed(1)} MiB (${(after100 / 1048576).toFixed(0)} → ${(afterAll / 1048576).toFixed(0)} MiB)`,
+      goal: '< 20 MB',
+      pass: growth * 1.048576 < 20,
+    });
+  } finally {
+    await m.close();
+    rmSync(tmp, { recursive: true, force: true });
+  }
+
+  const w = [Math.max(...rows.map((r) => r.what.length)), Math.max(...rows.map((r) => r.measured.length)), 18];
+  const line = (a: string, b: string, c: string, d: string): string =>
+    `${a.padEnd(w[0]!)}  ${b.padEnd(w[1]!)}  ${c.padEnd(w[2]!)}  ${d}`;
+  console.log(line('measure', 'measured', 'goal', 'met'));
+  console.log(line('-'.repeat(w[0]!), '-'.repeat(w[1]!), '-'.repeat(w[2]!), '---'));
+  for (const r of rows) console.log(line(r.what, r.measured, r.goal, r.pass ? 'yes' : 'NO'));
+}
+
+main().catch((e: unknown) => {
+  console.error(`bench failed: ${(e as Error).message}`);
+  process.exit(1);
+});

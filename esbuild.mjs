@@ -1,0 +1,53 @@
+// Bundles every target of the project. One typed options object per target; `--watch` rebuilds on change.
+// The sandbox launcher is a few lines of C compiled with the system compiler: it is the one piece that must
+// call wait4() to get the kernel's own accounting of a run (see server/launcher.c).
+import * as esbuild from 'esbuild';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+
+const watch = process.argv.includes('--watch');
+
+/** @type {esbuild.BuildOptions} */
+const common = {
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'cjs',
+  sourcemap: true,
+  minify: false,
+  logLevel: 'warning',
+  // esbuild ships a native binary per platform: it cannot be bundled, so the server loads it at run time.
+  external: ['esbuild'],
+};
+
+/** @type {esbuild.BuildOptions} */
+const server = { ...common, entryPoints: ['server/main.ts'], outfile: 'dist/server.js' };
+
+/** @type {esbuild.BuildOptions} */
+const cli = {
+  ...common,
+  entryPoints: ['cli/sbx.ts'],
+  outfile: 'dist/cli.js',
+  banner: { js: '#!/usr/bin/env node' },
+};
+
+function buildLauncher() {
+  mkdirSync('dist', { recursive: true });
+  // The project is ESM (execa is ESM-only); the bundles are CommonJS, as VS Code's extension host wants.
+  writeFileSync('dist/package.json', '{ "type": "commonjs" }\n');
+  execFileSync('cc', ['-O2', '-Wall', '-Wextra', '-Werror', '-o', 'dist/sbx-launch', 'server/launcher.c'], {
+    stdio: 'inherit',
+  });
+}
+
+const targets = [server, cli];
+buildLauncher();
+if (watch) {
+  for (const t of targets) {
+    const ctx = await esbuild.context(t);
+    await ctx.watch();
+  }
+  console.log('esbuild: watching for changes');
+} else {
+  await Promise.all(targets.map((t) => esbuild.build(t)));
+}

@@ -1,0 +1,186 @@
+/*
+ * sbx-launch: starts one sandboxed program and reports what the kernel accounted for it.
+ *
+ *   sbx-launch [-r RESOURCE=LIMIT]... -- PROGRAM [ARG]...
+ *
+ * Why it exists: Node cannot wait4() a child, so a run that ends between two pidusage samples would report no CPU
+ * time and no memory. This launcher forks PROGRAM into a process group of its own (so the whole tree can be killed
+ * with one signal), applies the rlimits, waits for it with wait4() and writes, on file descriptor 3:
+ *
+ *   pid <pid>                                  as soon as the program is forked (its pid is also its pgid)
+ *   exec-error <errno> <message>               when PROGRAM could not be started
+ *   exit <code> | signal <number>              how the program ended
+ *   rusage <utime_us> <stime_us> <maxrss_kb>   the program and every descendant it waited for
+ *
+ * When the program ends, whatever is left of its process group (background jobs) is killed: no process of the run
+ * outlives it. If the launcher's parent (the server) dies, or it receives SIGTERM/SIGINT/SIGHUP, it kills the
+ * program's group first. Resources for -r: as, cpu, fsize, nofile, nproc, core (values in bytes, seconds or counts).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/time.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define REPORT_FD 3
+#define MAX_LIMITS 16
+
+static volatile pid_t child_pid = 0;
+
+static void kill_group_and_exit(int sig) {
+    if (child_pid > 0) kill(-child_pid, SIGKILL);
+    /* Re-raise with the default action so our own parent sees how we ended. */
+    signal(sig, SIG_DFL);
+    raise(sig);
+    _exit(128 + sig);
+}
+
+static int resource_by_name(const char *name) {
+    if (strcmp(name, "as") == 0) return RLIMIT_AS;
+    if (strcmp(name, "cpu") == 0) return RLIMIT_CPU;
+    if (strcmp(name, "fsize") == 0) return RLIMIT_FSIZE;
+    if (strcmp(name, "nofile") == 0) return RLIMIT_NOFILE;
+    if (strcmp(name, "nproc") == 0) return RLIMIT_NPROC;
+    if (strcmp(name, "core") == 0) return RLIMIT_CORE;
+    return -1;
+}
+
+static void report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void report(const char *fmt, ...) {
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    if ((size_t)n >= sizeof buf) n = sizeof buf - 1;
+    ssize_t off = 0;
+    while (off < n) {
+        ssize_t w = write(REPORT_FD, buf + off, (size_t)(n - off));
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return;
+        off += w;
+    }
+}
+
+static void usage(void) {
+    fprintf(stderr, "usage: sbx-launch [-r RESOURCE=LIMIT]... -- PROGRAM [ARG]...\n");
+    exit(2);
+}
+
+int main(int argc, char **argv) {
+    int resources[MAX_LIMITS];
+    rlim_t values[MAX_LIMITS];
+    int nlimits = 0;
+    int i = 1;
+    for (; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0) { i++; break; }
+        if (strcmp(argv[i], "-r") == 0 && i + 1 < argc && nlimits < MAX_LIMITS) {
+            char *spec = argv[++i];
+            char *eq = strchr(spec, '=');
+            if (!eq) usage();
+            *eq = '\0';
+            int res = resource_by_name(spec);
+            if (res < 0) usage();
+            char *end = NULL;
+            errno = 0;
+            unsigned long long v = strtoull(eq + 1, &end, 10);
+            if (errno || !end || *end) usage();
+            resources[nlimits] = res;
+            values[nlimits] = (rlim_t)v;
+            nlimits++;
+            continue;
+        }
+        usage();
+    }
+    if (i >= argc) usage();
+    char **program = &argv[i];
+
+    /* Die (taking the program's group with us) when the server goes away. */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = kill_group_and_exit;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    if (getppid() == 1) return 125; /* the server died before we could watch it */
+
+    /* A close-on-exec pipe tells us whether exec succeeded: it closes silently when it does. */
+    int errpipe[2];
+    if (pipe2(errpipe, O_CLOEXEC) != 0) { report("exec-error %d pipe: %s\n", errno, strerror(errno)); return 126; }
+
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGHUP);
+    sigprocmask(SIG_BLOCK, &block, &old);
+    pid_t pid = fork();
+    if (pid < 0) { report("exec-error %d fork: %s\n", errno, strerror(errno)); return 126; }
+    if (pid == 0) {
+        signal(SIGTERM, SIG_DFL);
+        signal(SIGINT, SIG_DFL);
+        signal(SIGHUP, SIG_DFL);
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        setpgid(0, 0);
+        close(REPORT_FD);
+        close(errpipe[0]);
+        for (int k = 0; k < nlimits; k++) {
+            struct rlimit rl = { values[k], values[k] };
+            if (setrlimit(resources[k], &rl) != 0) {
+                int e = errno;
+                ssize_t ignored = write(errpipe[1], &e, sizeof e);
+                (void)ignored;
+                _exit(127);
+            }
+        }
+        execvp(program[0], program);
+        int e = errno;
+        ssize_t ignored = write(errpipe[1], &e, sizeof e);
+        (void)ignored;
+        _exit(127);
+    }
+    setpgid(pid, pid); /* also from the parent, so the group exists before anyone signals it */
+    child_pid = pid;
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    report("pid %d\n", (int)pid);
+
+    close(errpipe[1]);
+    int child_errno = 0;
+    ssize_t got;
+    do { got = read(errpipe[0], &child_errno, sizeof child_errno); } while (got < 0 && errno == EINTR);
+    close(errpipe[0]);
+    if (got == (ssize_t)sizeof child_errno) {
+        report("exec-error %d %s: %s\n", child_errno, program[0], strerror(child_errno));
+    }
+
+    int status = 0;
+    struct rusage ru;
+    memset(&ru, 0, sizeof ru);
+    pid_t w;
+    do { w = wait4(pid, &status, 0, &ru); } while (w < 0 && errno == EINTR);
+    /* Background jobs of the program would otherwise outlive it (and hold its output pipes open). */
+    kill(-pid, SIGKILL);
+    child_pid = 0;
+    if (w < 0) { report("exec-error %d wait4: %s\n", errno, strerror(errno)); return 126; }
+
+    if (WIFSIGNALED(status)) report("signal %d\n", WTERMSIG(status));
+    else report("exit %d\n", WEXITSTATUS(status));
+    long long utime = (long long)ru.ru_utime.tv_sec * 1000000LL + ru.ru_utime.tv_usec;
+    long long stime = (long long)ru.ru_stime.tv_sec * 1000000LL + ru.ru_stime.tv_usec;
+    report("rusage %lld %lld %ld\n", utime, stime, ru.ru_maxrss);
+    if (got == (ssize_t)sizeof child_errno) return 127;
+    return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
+}

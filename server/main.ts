@@ -1,0 +1,121 @@
+/**
+ * The sandbox server process: `node dist/server.js --stdio`. Wires the engine to a vscode-languageserver
+ * connection (JSON-RPC over stdio). stdout carries the protocol and nothing else; logs go through the connection.
+ *
+ * Lifecycle: the engine is made on `initialize` (its `initializationOptions` are the ServerConfig). On `shutdown`,
+ * `exit`, stdin closing, SIGTERM/SIGINT/SIGHUP, or the parent process vanishing, every running child is killed and
+ * the work dirs removed before the process ends.
+ */
+import path from 'node:path';
+import {
+  createConnection,
+  ErrorCodes,
+  ProposedFeatures,
+  ResponseError,
+  type CancellationToken,
+  type InitializeResult,
+} from 'vscode-languageserver/node';
+import { SandboxEngine, type Logger } from './engine';
+import {
+  ClearCacheRequest,
+  ConfigureRequest,
+  ExecuteBatchRequest,
+  ExecuteRequest,
+  LanguagesRequest,
+  MetricsChangedNotification,
+  MetricsRequest,
+  OutputNotification,
+} from './protocol';
+import { parseConfig, parseExecute, parseExecuteBatch } from './validation';
+
+const METRICS_INTERVAL_MS = 250; // sandbox/metricsChanged at most 4 times a second
+
+const connection = createConnection(ProposedFeatures.all);
+const log: Logger = {
+  info: (m) => connection.console.info(m),
+  warn: (m) => connection.console.warn(m),
+  error: (m) => connection.console.error(m),
+};
+
+let engine: SandboxEngine | undefined;
+
+function ready(): SandboxEngine {
+  if (!engine) throw new ResponseError(ErrorCodes.ServerNotInitialized, 'the server is not initialized yet: send initialize first');
+  return engine;
+}
+
+function invalid(message: string): ResponseError<void> {
+  return new ResponseError(ErrorCodes.InvalidParams, `invalid params: ${message}`);
+}
+
+/** An AbortSignal that fires when the client sends $/cancelRequest for this request. */
+function abortOn(token: CancellationToken): AbortSignal {
+  const controller = new AbortController();
+  if (token.isCancellationRequested) controller.abort();
+  else token.onCancellationRequested(() => controller.abort());
+  return controller.signal;
+}
+
+const sendOutput = (runId: string, stream: 'stdout' | 'stderr', chunk: string): void =>
+  void connection.sendNotification(OutputNotification.type, { runId, stream, chunk });
+
+/** Trailing-edge throttle: the first change is sent after at most METRICS_INTERVAL_MS, later ones batched. */
+let metricsTimer: NodeJS.Timeout | undefined;
+function metricsChanged(): void {
+  if (metricsTimer) return;
+  metricsTimer = setTimeout(() => {
+    metricsTimer = undefined;
+    if (engine) void connection.sendNotification(MetricsChangedNotification.type, engine.metrics());
+  }, METRICS_INTERVAL_MS);
+}
+
+connection.onInitialize(async (params): Promise<InitializeResult> => {
+  const config = parseConfig(params.initializationOptions);
+  if (!config.ok) throw new ResponseError(ErrorCodes.InvalidParams, `invalid initializationOptions: ${config.message}`);
+  if (!engine) {
+    engine = await SandboxEngine.create({ launcher: path.join(__dirname, 'sbx-launch'), config: config.value, log });
+    engine.onChanged(metricsChanged);
+  }
+  return {
+    capabilities: {},
+    serverInfo: { name: 'sandbox-runner', version: '0.1.0' },
+  };
+});
+
+connection.onRequest(ExecuteRequest.type, async (params, token) => {
+  const parsed = parseExecute(params);
+  if (!parsed.ok) throw invalid(parsed.message);
+  return ready().execute(parsed.value, abortOn(token), sendOutput);
+});
+
+connection.onRequest(ExecuteBatchRequest.type, async (params, token) => {
+  const parsed = parseExecuteBatch(params);
+  if (!parsed.ok) throw invalid(parsed.message);
+  return ready().executeBatch(parsed.value.items, parsed.value.concurrency, abortOn(token), sendOutput);
+});
+
+connection.onRequest(MetricsRequest.type, () => ready().metrics());
+
+connection.onRequest(ClearCacheRequest.type, () => ({ cleared: ready().clearCache() }));
+
+connection.onRequest(LanguagesRequest.type, () => ready().languages());
+
+connection.onRequest(ConfigureRequest.type, async (params) => {
+  const parsed = parseConfig(params);
+  if (!parsed.ok) throw invalid(parsed.message);
+  const e = ready();
+  await e.configure(parsed.value);
+  return { languages: e.languages().languages };
+});
+
+connection.onShutdown(() => engine?.dispose());
+
+// Whatever ends the process, the runs end with it (dispose is synchronous and idempotent).
+process.on('exit', () => engine?.dispose());
+for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
+  process.on(sig, () => process.exit(128 + ({ SIGHUP: 1, SIGINT: 2, SIGTERM: 15 } as const)[sig]));
+}
+process.on('uncaughtException', (e) => log.error(`uncaught: ${e.stack ?? e.message}`));
+process.on('unhandledRejection', (e) => log.error(`unhandled rejection: ${(e as Error)?.stack ?? String(e)}`));
+
+connection.listen();

@@ -1,0 +1,302 @@
+/**
+ * The Sandbox Runner protocol: every custom JSON-RPC request and notification between a client (the VS Code
+ * extension, the `sbx` CLI) and the sandbox server, in one place. Each message is a namespace holding its
+ * literal `method` and a typed `type`; the comment on each says which side sends it.
+ *
+ * Transport: JSON-RPC 2.0 over the server's stdio (LSP base protocol framing). The standard LSP lifecycle
+ * (`initialize` with `initializationOptions: ServerConfig`, `initialized`, `shutdown`, `exit`) and the standard
+ * `$/cancelRequest` apply: cancelling a `sandbox/execute` or `sandbox/executeBatch` kills the runs, which end
+ * with status `cancelled`.
+ *
+ * This module is shared by client, server and CLI, so it imports nothing but vscode-jsonrpc's message types.
+ */
+import { NotificationType, RequestType, RequestType0 } from 'vscode-jsonrpc';
+
+// ---------------------------------------------------------------------------------------------------------------
+// Shared shapes
+
+/** Every verdict a run can end with. */
+export const STATUSES = [
+  'ok',
+  'runtime_error',
+  'timeout',
+  'memory_limit',
+  'output_limit',
+  'compile_error',
+  'rejected',
+  'cancelled',
+  'internal_error',
+] as const;
+export type RunStatus = (typeof STATUSES)[number];
+
+/** Statuses whose result says nothing stable about the code, so they are never cached. */
+export const UNCACHEABLE_STATUSES: ReadonlySet<RunStatus> = new Set<RunStatus>([
+  'timeout',
+  'cancelled',
+  'internal_error',
+  'rejected',
+]);
+
+/** How a run was isolated. `process`: a plain child process with rlimits; `bwrap`: bubblewrap namespaces. */
+export type IsolationMode = 'process' | 'bwrap';
+
+export interface Limits {
+  /** Wall-clock limit; the whole process tree is killed when it passes. */
+  timeoutMs: number;
+  /** Memory limit in MiB (address-space rlimit for native runtimes, V8 heap for node, RSS watchdog for all). */
+  memoryMb: number;
+  /** Cap per stream (stdout, stderr), in bytes. Passing it ends the run with `output_limit`. */
+  outputBytes: number;
+}
+
+export interface ExecuteParams {
+  /** Language id, e.g. `python`, `javascript`, `typescript`, `shell`, `c`, `cpp`, or one from the executor map. */
+  language: string;
+  /** The program text. Exactly one of `code` and `file` is given. */
+  code?: string;
+  /** Absolute path of a file the server reads the program from. */
+  file?: string;
+  /** Text fed to the program's stdin. Absent: stdin is closed (reads see end-of-file). */
+  stdin?: string;
+  /** Command-line arguments for the program. */
+  args?: string[];
+  /** Per-run limits; each missing field takes the server's default. */
+  limits?: Partial<Limits>;
+  /** Use the result cache (default true). `false` always runs and does not store the result. */
+  cache?: boolean;
+  /** Optional client-chosen id, echoed in `sandbox/output` and the result; the server makes one if absent. */
+  runId?: string;
+}
+
+export interface ExecutionResult {
+  runId: string;
+  language: string;
+  status: RunStatus;
+  /** The program's exit code; null when it was killed by a signal or never ran. */
+  exitCode: number | null;
+  /** The signal that ended the program (e.g. `SIGKILL`), or null. */
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+  stdoutTruncated: boolean;
+  stderrTruncated: boolean;
+  /** Wall-clock time of the program's run (compilation excluded), in ms. */
+  durationMs: number;
+  /** CPU time (user + system) of the program and its children, as the kernel accounted it, in ms. */
+  cpuMs: number;
+  /** Peak resident memory of the run, in bytes. */
+  peakMemoryBytes: number;
+  /** True when this result came from the cache instead of a new run. */
+  cached: boolean;
+  /** The pool worker that ran it, or null when it never reached one (cache hit, rejection). */
+  workerId: string | null;
+  isolation: IsolationMode;
+  /** Human-readable explanation; always present on `rejected`, `internal_error` and `compile_error`. */
+  message?: string;
+}
+
+export interface ExecuteBatchParams {
+  items: ExecuteParams[];
+  /** How many items of this batch may run at once (default and maximum: the pool size). */
+  concurrency?: number;
+}
+
+export interface BatchSummary {
+  total: number;
+  /** Items whose status is `ok`. */
+  ok: number;
+  /** Items whose status is anything else. */
+  failed: number;
+  cached: number;
+  byStatus: Partial<Record<RunStatus, number>>;
+  /** Wall-clock time of the whole batch, in ms. */
+  wallMs: number;
+  /** Sum of every item's durationMs. */
+  totalDurationMs: number;
+}
+
+export interface ExecuteBatchResult {
+  /** One result per item, in the order of `items`. */
+  results: ExecutionResult[];
+  summary: BatchSummary;
+}
+
+export interface WorkerMetrics {
+  id: string;
+  busy: boolean;
+  runs: number;
+  failures: number;
+  busyMs: number;
+  /** busyMs divided by the time the worker has existed, 0..1. */
+  utilisation: number;
+}
+
+export interface PoolStatus {
+  size: number;
+  busy: number;
+  idle: number;
+  queued: number;
+  queueLimit: number;
+}
+
+export interface CacheStats {
+  enabled: boolean;
+  hits: number;
+  misses: number;
+  /** hits / (hits + misses), 0 when there was no lookup. */
+  hitRate: number;
+  entries: number;
+  bytes: number;
+  evictions: number;
+  maxEntries: number;
+  maxBytes: number;
+  ttlMs: number;
+}
+
+export interface RunRecord {
+  runId: string;
+  language: string;
+  status: RunStatus;
+  durationMs: number;
+  cpuMs: number;
+  peakMemoryBytes: number;
+  cached: boolean;
+  workerId: string | null;
+  /** Epoch ms when the run finished. */
+  finishedAt: number;
+}
+
+export interface Metrics {
+  uptimeMs: number;
+  runsTotal: number;
+  runsByStatus: Record<RunStatus, number>;
+  durationMs: { avg: number; p50: number; p95: number; max: number };
+  /** Runs finished in the last 60 s. */
+  runsPerMinute: number;
+  /** Most runs in flight at once since start. */
+  peakConcurrency: number;
+  /** Highest peakMemoryBytes of any run since start. */
+  peakMemoryBytes: number;
+  queueLength: number;
+  pool: PoolStatus;
+  workers: WorkerMetrics[];
+  cache: CacheStats;
+  /** The last runs, newest first (at most 20). */
+  recentRuns: RunRecord[];
+}
+
+export interface LanguageInfo {
+  id: string;
+  name: string;
+  /** File extensions (with the dot) that map to this language. */
+  extensions: string[];
+  available: boolean;
+  /** The real binary runs use, after following shims and links; null when unavailable. */
+  binary: string | null;
+  version: string | null;
+  source: 'builtin' | 'executorMap';
+  /** Why the language is unavailable, when it is. */
+  message?: string;
+}
+
+export interface LanguagesResult {
+  languages: LanguageInfo[];
+  isolation: IsolationMode;
+}
+
+/** A user-supplied runtime, like Code Runner's executorMap. `command` is looked up on PATH once at start. */
+export interface ExecutorOverride {
+  /** Interpreter to run, e.g. `python3.12` or `/opt/pypy/bin/pypy3`. */
+  command: string;
+  /** Arguments before the program file; `$file` stands for the program's path (appended when absent). */
+  args?: string[];
+  /** Extension the program file gets, e.g. `.py`. */
+  extension?: string;
+  /** File extensions that map to this language (for the CLI and the client). */
+  extensions?: string[];
+  name?: string;
+}
+
+export interface ServerConfig {
+  /** Number of workers; default: the number of CPUs. */
+  poolSize?: number;
+  /** Most requests that may wait for a worker; past it a run is `rejected` ("queue full"). */
+  queueLimit?: number;
+  cache?: { enabled?: boolean; ttlMs?: number; maxEntries?: number; maxBytes?: number };
+  /** Defaults for runs that don't say. */
+  limits?: Partial<Limits>;
+  /** Language id → runtime; adds languages or overrides built-in ones. */
+  executorMap?: Record<string, ExecutorOverride>;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Requests (client → server)
+
+/** client → server: run one program. Cancellable with `$/cancelRequest`. */
+export namespace ExecuteRequest {
+  export const method = 'sandbox/execute' as const;
+  export const type = new RequestType<ExecuteParams, ExecutionResult, void>(method);
+}
+
+/** client → server: run many programs through the pool; one item's failure never affects the others. */
+export namespace ExecuteBatchRequest {
+  export const method = 'sandbox/executeBatch' as const;
+  export const type = new RequestType<ExecuteBatchParams, ExecuteBatchResult, void>(method);
+}
+
+/** client → server: a snapshot of the server's metrics. */
+export namespace MetricsRequest {
+  export const method = 'sandbox/metrics' as const;
+  export const type = new RequestType0<Metrics, void>(method);
+}
+
+/** client → server: drop every cached result; answers how many entries were dropped. */
+export namespace ClearCacheRequest {
+  export const method = 'sandbox/clearCache' as const;
+  export const type = new RequestType0<{ cleared: number }, void>(method);
+}
+
+/** client → server: the runtimes the server found at start, with their real binaries and versions. */
+export namespace LanguagesRequest {
+  export const method = 'sandbox/languages' as const;
+  export const type = new RequestType0<LanguagesResult, void>(method);
+}
+
+/** client → server: change the configuration of the running server (settings changed); answers the result. */
+export namespace ConfigureRequest {
+  export const method = 'sandbox/configure' as const;
+  export const type = new RequestType<ServerConfig, { languages: LanguageInfo[] }, void>(method);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Notifications (server → client)
+
+export interface OutputParams {
+  runId: string;
+  stream: 'stdout' | 'stderr';
+  chunk: string;
+}
+
+/** server → client: a piece of a running program's output, as it is produced. */
+export namespace OutputNotification {
+  export const method = 'sandbox/output' as const;
+  export const type = new NotificationType<OutputParams>(method);
+}
+
+/** server → client: the metrics changed; sent at most 4 times a second. */
+export namespace MetricsChangedNotification {
+  export const method = 'sandbox/metricsChanged' as const;
+  export const type = new NotificationType<Metrics>(method);
+}
+
+/** Every custom method of the protocol, for validation and documentation. */
+export const METHODS = [
+  ExecuteRequest.method,
+  ExecuteBatchRequest.method,
+  MetricsRequest.method,
+  ClearCacheRequest.method,
+  LanguagesRequest.method,
+  ConfigureRequest.method,
+  OutputNotification.method,
+  MetricsChangedNotification.method,
+] as const;

@@ -11,7 +11,7 @@
 import { execa } from 'execa';
 import { StringDecoder } from 'node:string_decoder';
 import type { Readable, Writable } from 'node:stream';
-import { killTree, UsageSampler } from './processTree';
+import { killGroup, killTree, UsageSampler } from './processTree';
 
 export type ExecEnd = 'exited' | 'timeout' | 'output_limit' | 'memory_limit' | 'cancelled' | 'spawn_error';
 
@@ -113,6 +113,12 @@ class CappedBuffer {
     return this.decoder.write(kept);
   }
 
+  /** At the end of the stream: what the decoder still holds (an incomplete character decodes to U+FFFD, as it
+   *  does in text()). Nothing after a truncation: text() drops a cut character there. */
+  flush(): string {
+    return this.truncated ? '' : this.decoder.end();
+  }
+
   /** The kept bytes as text. Invalid or cut UTF-8 decodes to U+FFFD, which may take more bytes than it replaced:
    *  the text is trimmed again so that what we return never passes the cap. */
   text(): string {
@@ -212,7 +218,11 @@ export class Executor {
           if (text && spec.onOutput) spec.onOutput(name, text);
           if (buf.truncated) kill('output_limit');
         });
-        s.once('end', () => resolve());
+        s.once('end', () => {
+          const rest = buf.flush();
+          if (rest && spec.onOutput) spec.onOutput(name, rest);
+          resolve();
+        });
         s.once('close', () => resolve());
         s.once('error', () => resolve());
       });
@@ -259,9 +269,14 @@ export class Executor {
     const durationMs = performance.now() - started;
     clearTimeout(timer);
     spec.signal?.removeEventListener('abort', onAbort);
-    // The launcher killed what was left of the group; stragglers that escaped it (or a launcher that was killed)
-    // must not keep the run alive: sweep the tree, then give the pipes a moment to drain.
-    if (report.pid) killTree(report.pid);
+    // The launcher killed what was left of the program's group when it ended. If the launcher itself was killed
+    // (a kill path, or a program that shot it), sweep the group and the tree from here. Then give the pipes a
+    // moment to drain: a process that left the group may still hold them open.
+    if (report.pid && (end !== undefined || report.exitCode === undefined && report.signal === undefined)) {
+      killTree(report.pid);
+    } else if (report.pid) {
+      killGroup(report.pid);
+    }
     const drained = Promise.all([stdoutDone, stderrDone, reportDone]);
     const drainTimer = new Promise<void>((resolve) => setTimeout(resolve, STREAM_DRAIN_MS).unref());
     await Promise.race([drained, drainTimer]);

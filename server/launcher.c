@@ -10,13 +10,16 @@
  *   pid <pid>                                  as soon as the program is forked (its pid is also its pgid)
  *   exec-error <errno> <message>               when PROGRAM could not be started
  *   exit <code> | signal <number>              how the program ended
- *   rusage <utime_us> <stime_us> <maxrss_kb>   the program and every descendant it waited for
+ *   rusage <utime_us> <stime_us> <maxrss_kb>   the program and every descendant (CPU summed, peak RSS of the largest)
  *
- * When the program ends, whatever is left of its process group (background jobs) is killed: no process of the run
- * outlives it. If the launcher's parent (the server) dies, or it receives SIGTERM/SIGINT/SIGHUP, it kills the
- * program's group first. Resources for -r: as, cpu, fsize, nofile, nproc, core (values in bytes, seconds or counts).
+ * The launcher is a child subreaper (PR_SET_CHILD_SUBREAPER): a descendant that daemonizes (double fork, setsid)
+ * is re-parented to it, not to init. When the program ends, the launcher kills every process left below it, and
+ * waits for them, before it reports: no process of the run outlives it, and the rusage covers all of them. If the
+ * launcher's parent (the server) dies, or it receives SIGTERM/SIGINT/SIGHUP, it does the same and exits.
+ * Resources for -r: as, cpu, fsize, nofile, nproc, core (values in bytes, seconds or counts).
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -35,13 +38,54 @@
 #define MAX_LIMITS 16
 
 static volatile pid_t child_pid = 0;
+static volatile sig_atomic_t terminating = 0;
 
-static void kill_group_and_exit(int sig) {
+/* Asked to stop: kill the program's group now; the main flow sweeps the rest and exits. */
+static void on_terminate(int sig) {
+    terminating = sig;
     if (child_pid > 0) kill(-child_pid, SIGKILL);
-    /* Re-raise with the default action so our own parent sees how we ended. */
-    signal(sig, SIG_DFL);
-    raise(sig);
-    _exit(128 + sig);
+}
+
+/* SIGKILLs every process whose parent is this launcher; returns how many it found. */
+static int kill_our_children(void) {
+    DIR *proc = opendir("/proc");
+    if (!proc) return 0;
+    int found = 0;
+    struct dirent *d;
+    while ((d = readdir(proc)) != NULL) {
+        if (d->d_name[0] < '0' || d->d_name[0] > '9') continue;
+        char path[300], buf[512];
+        snprintf(path, sizeof path, "/proc/%s/stat", d->d_name);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) continue;
+        ssize_t len = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        if (len <= 0) continue;
+        buf[len] = '\0';
+        char *close_paren = strrchr(buf, ')');
+        if (!close_paren) continue;
+        char state;
+        int ppid;
+        if (sscanf(close_paren + 2, "%c %d", &state, &ppid) != 2) continue;
+        if (ppid == getpid() && state != 'Z') {
+            kill(atoi(d->d_name), SIGKILL);
+            found++;
+        }
+    }
+    closedir(proc);
+    return found;
+}
+
+/* Kills and reaps every descendant: orphans of the run were re-parented to us (we are a subreaper). */
+static void sweep(void) {
+    for (;;) {
+        int killed = kill_our_children();
+        pid_t w;
+        int st;
+        while ((w = waitpid(-1, &st, WNOHANG)) > 0) {}
+        if (w < 0 && errno == ECHILD) return;
+        if (killed == 0) usleep(1000); /* a child is being re-parented to us, or is dying: look again */
+    }
 }
 
 static int resource_by_name(const char *name) {
@@ -105,11 +149,12 @@ int main(int argc, char **argv) {
     if (i >= argc) usage();
     char **program = &argv[i];
 
-    /* Die (taking the program's group with us) when the server goes away. */
+    /* Orphans of the run come to us, not to init; and we stop (taking the run with us) if the server goes away. */
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = kill_group_and_exit;
+    sa.sa_handler = on_terminate; /* no SA_RESTART: wait4 returns EINTR */
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
@@ -167,20 +212,27 @@ int main(int argc, char **argv) {
     }
 
     int status = 0;
-    struct rusage ru;
-    memset(&ru, 0, sizeof ru);
     pid_t w;
-    do { w = wait4(pid, &status, 0, &ru); } while (w < 0 && errno == EINTR);
-    /* Background jobs of the program would otherwise outlive it (and hold its output pipes open). */
+    do { w = waitpid(pid, &status, 0); } while (w < 0 && errno == EINTR);
+    /* Background jobs and daemons of the program would otherwise outlive it (and hold its output pipes open). */
     kill(-pid, SIGKILL);
     child_pid = 0;
-    if (w < 0) { report("exec-error %d wait4: %s\n", errno, strerror(errno)); return 126; }
+    sweep();
+    if (w < 0) { report("exec-error %d waitpid: %s\n", errno, strerror(errno)); return 126; }
 
     if (WIFSIGNALED(status)) report("signal %d\n", WTERMSIG(status));
     else report("exit %d\n", WEXITSTATUS(status));
+    /* Every process of the run has been reaped by now, directly or by a parent that waited for it. */
+    struct rusage ru;
+    memset(&ru, 0, sizeof ru);
+    getrusage(RUSAGE_CHILDREN, &ru);
     long long utime = (long long)ru.ru_utime.tv_sec * 1000000LL + ru.ru_utime.tv_usec;
     long long stime = (long long)ru.ru_stime.tv_sec * 1000000LL + ru.ru_stime.tv_usec;
     report("rusage %lld %lld %ld\n", utime, stime, ru.ru_maxrss);
+    if (terminating) {
+        signal(terminating, SIG_DFL);
+        raise(terminating);
+    }
     if (got == (ssize_t)sizeof child_errno) return 127;
     return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
 }

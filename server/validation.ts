@@ -88,6 +88,9 @@ export function describeError(error: z.ZodError): string {
   return error.issues
     .map((i) => {
       const where = i.path.join('.');
+      if (i.code === 'unrecognized_keys') {
+        return `unknown field ${i.keys.map((k) => `"${where ? `${where}.` : ''}${k}"`).join(', ')}`;
+      }
       return where && !i.message.startsWith(where) ? `${where}: ${i.message}` : i.message;
     })
     .join('; ');

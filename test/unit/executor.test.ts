@@ -109,6 +109,21 @@ describe('executor', () => {
     assert.deepEqual(await processesWith(marker), []);
   });
 
+  test('a daemon (double fork + setsid) of a program that exits is swept with it', async () => {
+    const marker = `sbxdaemon-${randomUUID()}`;
+    const r = await sh(`(setsid bash -c "exec -a ${marker} sleep 300" &); echo parent-done`);
+    assert.equal(r.exitCode, 0);
+    assert.equal(r.stdout, 'parent-done\n');
+    assert.deepEqual(await processesWith(marker), []);
+  });
+
+  test('streamed output and the result agree, even on invalid UTF-8 at the end', async () => {
+    const streamed: string[] = [];
+    const r = await sh(`printf 'ok \\xff'`, { onOutput: (_s, chunk) => streamed.push(chunk) });
+    assert.equal(r.stdout, 'ok \uFFFD');
+    assert.equal(streamed.join(''), r.stdout);
+  });
+
   test('output is capped in bytes, per stream, and ends the run', async () => {
     const r = await sh('while :; do printf "é"; done', { outputBytes: 1001 });
     assert.equal(r.end, 'output_limit');

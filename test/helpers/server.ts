@@ -167,3 +167,34 @@ export function outputContaining(
 ): Promise<boolean> {
   return waitFor(() => server.outputOf(runId, stream).includes(text), `"${text}" on ${stream} of run ${runId}`, timeoutMs);
 }
+
+/**
+ * `close()` that cannot hang: if the server has not exited `graceMs` after the shutdown was asked for (a wedged
+ * server, a request that never returns), it is killed. For `after` hooks.
+ */
+export async function stopServer(server: TestServer | undefined, graceMs = 5000): Promise<void> {
+  if (!server) return;
+  const timer = setTimeout(() => server.proc.kill('SIGKILL'), graceMs);
+  try {
+    await server.close();
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Every pid whose working directory is `dir` or inside it (to prove a run's helpers, e.g. a compiler, are gone). */
+export async function processesUnder(dir: string): Promise<number[]> {
+  const { readdir, readlink } = await import('node:fs/promises');
+  const pids: number[] = [];
+  for (const name of await readdir('/proc')) {
+    const pid = Number(name);
+    if (!Number.isInteger(pid) || pid === process.pid) continue;
+    try {
+      const cwd = await readlink(`/proc/${pid}/cwd`);
+      if (cwd === dir || cwd.startsWith(`${dir}/`)) pids.push(pid);
+    } catch {
+      // gone, or a kernel thread
+    }
+  }
+  return pids;
+}

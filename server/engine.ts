@@ -78,6 +78,8 @@ export class SandboxEngine {
   private readonly workRoot: string;
   private readonly binDir: string;
   private readonly binaries: LRUCache<string, string>;
+  /** Compiles under way, by binary key: runs of the same source wait for one compile instead of racing. */
+  private readonly compiling = new Map<string, Promise<{ file: string } | { status: RunStatus; message: string }>>();
   private runtimes = new Map<string, Runtime>();
   private config: Required<Pick<ServerConfig, 'poolSize' | 'queueLimit'>> & { limits: Limits };
   private disposed = false;
@@ -140,7 +142,8 @@ export class SandboxEngine {
         params.cache !== false
           ? cacheKey({
               language: program.runtime.id,
-              binary: program.runtime.binary ?? '',
+              // The whole command line, not just the binary: executorMap arguments change results too.
+              binary: JSON.stringify([program.runtime.command, program.runtime.preparation]),
               version: program.runtime.version ?? '',
               code: program.code,
               stdin: params.stdin ?? null,
@@ -214,7 +217,7 @@ export class SandboxEngine {
       this.config.queueLimit = cfg.queueLimit ?? this.config.queueLimit;
       this.pool.resize(this.config.poolSize, this.config.queueLimit);
     }
-    if (cfg.limits) this.config.limits = { ...DEFAULT_LIMITS, ...cfg.limits };
+    if (cfg.limits) this.config.limits = { ...this.config.limits, ...cfg.limits };
     if (cfg.cache) this.cache.configure({ ...DEFAULT_CACHE, ...cfg.cache });
     if (cfg.executorMap) this.runtimes = await resolveRuntimes(cfg.executorMap);
     this.changed();
@@ -315,10 +318,36 @@ export class SandboxEngine {
         return { status: 'compile_error', message };
       }
     }
-    // A compiled language: reuse the binary of the same source, or compile it under the run's limits.
+    // A compiled language: reuse the binary of the same source, join a compile of it already under way, or
+    // compile it under the run's limits.
     const key = binaryKey(runtime, code);
     const cached = this.binaries.get(key);
     if (cached) return { file: cached };
+    const underWay = this.compiling.get(key);
+    if (underWay) {
+      const shared = await underWay;
+      // A compile error is the source's own; a compile that was cut short (timeout, cancel) was the other run's:
+      // then this run compiles for itself, under its own limits.
+      if ('file' in shared || shared.status === 'compile_error') return shared;
+    }
+    const compile = this.compile(runtime, prep, key, code, workDir, limits, signal);
+    this.compiling.set(key, compile);
+    try {
+      return await compile;
+    } finally {
+      if (this.compiling.get(key) === compile) this.compiling.delete(key);
+    }
+  }
+
+  private async compile(
+    runtime: Runtime,
+    prep: Extract<Runtime['preparation'], { kind: 'compile' }>,
+    key: string,
+    code: string,
+    workDir: string,
+    limits: Limits,
+    signal: AbortSignal | undefined,
+  ): Promise<{ file: string } | { status: RunStatus; outcome?: ExecOutcome; message: string }> {
     const ext = path.extname(runtime.fileName);
     const source = path.join(workDir, `main${ext}`);
     await writeFile(source, code, { mode: 0o644, flag: 'wx' });
@@ -355,8 +384,9 @@ export class SandboxEngine {
     }
     this.log.info(`${runtime.id}: compiled ${key.slice(0, 12)} in ${Math.round(performance.now() - compileStarted)} ms`);
     const kept = path.join(this.binDir, key);
-    await copyFile(out, `${kept}.tmp`);
-    await rename(`${kept}.tmp`, kept);
+    const temp = `${kept}.${path.basename(workDir)}.tmp`; // unique per run: never two writers of one file
+    await copyFile(out, temp);
+    await rename(temp, kept);
     this.binaries.set(key, kept);
     return { file: kept };
   }

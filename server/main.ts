@@ -38,8 +38,10 @@ const log: Logger = {
 };
 
 let engine: SandboxEngine | undefined;
+let shuttingDown = false;
 
 function ready(): SandboxEngine {
+  if (shuttingDown) throw new ResponseError(ErrorCodes.InvalidRequest, 'the server is shutting down: no new requests after shutdown');
   if (!engine) throw new ResponseError(ErrorCodes.ServerNotInitialized, 'the server is not initialized yet: send initialize first');
   return engine;
 }
@@ -108,7 +110,10 @@ connection.onRequest(ConfigureRequest.type, async (params) => {
   return { languages: e.languages().languages };
 });
 
-connection.onShutdown(() => engine?.dispose());
+connection.onShutdown(() => {
+  shuttingDown = true;
+  engine?.dispose();
+});
 
 // Whatever ends the process, the runs end with it (dispose is synchronous and idempotent).
 process.on('exit', () => engine?.dispose());

@@ -191,7 +191,7 @@ export interface LanguageInfo {
   /** File extensions (with the dot) that map to this language. */
   extensions: string[];
   available: boolean;
-  /** The real binary runs use, after following shims and links; null when unavailable. */
+  /** The real binary runs use, after following links (and, for built-ins, shims); null when unavailable. */
   binary: string | null;
   version: string | null;
   source: 'builtin' | 'executorMap';

@@ -106,7 +106,6 @@ void describe('no process outlives the server', { timeout: SUITE_TIMEOUT_MS }, (
 
   void test(
     'requests after shutdown are refused with InvalidRequest',
-    { todo: 'server bug: after shutdown, sandbox/execute is answered internal_error ("ENOENT … mkdtemp") instead of a -32600 error' },
     async () => {
       const s = await start();
       await s.conn.sendRequest('shutdown');

@@ -3,7 +3,7 @@
 // call wait4() to get the kernel's own accounting of a run (see server/launcher.c).
 import * as esbuild from 'esbuild';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 
 const watch = process.argv.includes('--watch');
 
@@ -35,13 +35,15 @@ function buildLauncher() {
   mkdirSync('dist', { recursive: true });
   // The project is ESM (execa is ESM-only); the bundles are CommonJS, as VS Code's extension host wants.
   writeFileSync('dist/package.json', '{ "type": "commonjs" }\n');
-  const flags = ['-O2', '-Wall', '-Wextra', '-Werror', '-o', 'dist/sbx-launch', 'server/launcher.c'];
+  // Built beside and renamed into place: a server running from dist/ never sees the launcher missing.
+  const flags = ['-O2', '-Wall', '-Wextra', '-Werror', '-o', 'dist/sbx-launch.tmp', 'server/launcher.c'];
   try {
     // Static: no dynamic loader on every run (~0.2 ms each), and nothing to bind into a sandbox later.
     execFileSync('cc', ['-static', ...flags], { stdio: ['ignore', 'inherit', 'pipe'] });
   } catch {
     execFileSync('cc', flags, { stdio: 'inherit' });
   }
+  renameSync('dist/sbx-launch.tmp', 'dist/sbx-launch');
 }
 
 const targets = [server, cli];

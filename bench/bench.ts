@@ -28,11 +28,14 @@ function quantile(xs: number[], q: number): number {
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))]!;
 }
 
+/** The environment a sandboxed run gets (see sandboxEnv), so that raw and sandboxed runs start alike. */
+const RAW_ENV = { PATH: '/usr/local/bin:/usr/bin:/bin', LANG: 'C.UTF-8', LC_ALL: 'C.UTF-8', TERM: 'dumb', PYTHONUNBUFFERED: '1', PYTHONDONTWRITEBYTECODE: '1', PYTHONIOENCODING: 'utf-8' };
+
 /** Spawns a binary and resolves when it has exited and its output is read, like the sandbox does at its core. */
 function rawSpawn(cmd: string, args: string[], cwd: string): Promise<number> {
   const t = performance.now();
   return new Promise((resolve, reject) => {
-    const p = spawn(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(cmd, args, { cwd, env: { ...RAW_ENV, HOME: cwd, TMPDIR: cwd }, stdio: ['ignore', 'pipe', 'pipe'] });
     p.stdout.resume();
     p.stderr.resume();
     p.once('error', reject);

@@ -92,11 +92,12 @@ export class SandboxEngine {
       queueLimit: cfg.queueLimit ?? DEFAULT_QUEUE_LIMIT,
       limits: { ...DEFAULT_LIMITS, ...cfg.limits },
     };
-    this.executor = new Executor({ launcher: opts.launcher });
+
     this.pool = new ResourcePool({ size: this.config.poolSize, queueLimit: this.config.queueLimit });
     this.pool.onChange = () => this.changed();
     this.cache = new ExecutionCache({ ...DEFAULT_CACHE, ...cfg.cache });
     this.workRoot = opts.workRoot ?? mkdtempSync(path.join(os.tmpdir(), 'sbx-'));
+    this.executor = new Executor({ launcher: opts.launcher, socketDir: this.workRoot });
     this.binDir = path.join(this.workRoot, 'bin');
     this.binaries = new LRUCache<string, string>({
       max: BINARY_CACHE_ENTRIES,
@@ -227,7 +228,7 @@ export class SandboxEngine {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    this.executor.killAll();
+    this.executor.dispose();
     rmSync(this.workRoot, { recursive: true, force: true });
   }
 
@@ -270,7 +271,7 @@ export class SandboxEngine {
       if ('status' in prepared) return this.result(runId, runtime.id, workerId, prepared.status, prepared.outcome, prepared.message);
       // A program in the work dir (the cwd) is named relatively, so tracebacks say `main.py`, not a server path.
       const target = path.dirname(prepared.file) === workDir ? path.basename(prepared.file) : prepared.file;
-      const [command, ...args] = commandLine(runtime, target, limits.memoryMb, params.args ?? []);
+      const [command, ...args] = commandLine(runtime, target, params.args ?? []);
       const outcome = await this.executor.run({
         command: command!,
         args,

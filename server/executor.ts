@@ -2,16 +2,17 @@
  * Runs one command as a timeout-controlled child process tree and reports how it ended, with the kernel's own
  * accounting of CPU time and peak memory.
  *
- * The command is started through `sbx-launch` (server/launcher.c), which puts it in a process group of its own,
- * applies rlimits, waits for it with wait4() and writes its pid, exit status and rusage on fd 3. While the run
+ * The command is started through `sbx-launch` (server/launcher.c), forked by its zygote (server/spawner.ts), which
+ * puts it in a process group of its own, applies rlimits, waits for it and writes its pid, exit status and rusage
+ * on fd 3; it is a subreaper and kills every process of the run before it reports. While the run
  * lives, a shared UsageSampler samples its process tree with pidusage every 50 ms (memory watchdog, CPU of runs
  * that are killed); when it ends, the launcher's rusage is what we report, so a run that ends between two samples
  * still reports what the kernel accounted for it.
  */
-import { execa } from 'execa';
 import { StringDecoder } from 'node:string_decoder';
-import type { Readable, Writable } from 'node:stream';
+import type { Socket } from 'node:net';
 import { killGroup, killTree, UsageSampler } from './processTree';
+import { Spawner, type StreamName } from './spawner';
 
 export type ExecEnd = 'exited' | 'timeout' | 'output_limit' | 'memory_limit' | 'cancelled' | 'spawn_error';
 
@@ -53,6 +54,8 @@ export interface ExecOutcome {
 export interface ExecutorOptions {
   /** Path of the compiled sbx-launch binary. */
   launcher: string;
+  /** A private directory for the launcher's socket. */
+  socketDir: string;
   sampler?: UsageSampler;
   /** After a kill, how long to wait for the launcher's report before killing the launcher too. */
   killGraceMs?: number;
@@ -137,21 +140,32 @@ const STREAM_DRAIN_MS = 200;
 export class Executor {
   private readonly sampler: UsageSampler;
   private readonly killGraceMs: number;
+  private readonly spawner: Spawner;
   /** Launcher pid → kill function, for every run in flight: killed all at once on shutdown. */
   private readonly live = new Map<number, () => void>();
 
-  constructor(private readonly opts: ExecutorOptions) {
+  constructor(opts: ExecutorOptions) {
     this.sampler = opts.sampler ?? new UsageSampler(50);
     this.killGraceMs = opts.killGraceMs ?? 1000;
+    this.spawner = new Spawner(opts.launcher, opts.socketDir);
   }
 
   get running(): number {
     return this.live.size;
   }
 
-  /** Kills every run in flight, synchronously (safe in a process 'exit' handler). */
+  get zygotePid(): number | undefined {
+    return this.spawner.zygotePid;
+  }
+
+  /** Kills every run in flight and the zygote, synchronously (safe in a process 'exit' handler). */
   killAll(): void {
     for (const kill of this.live.values()) kill();
+  }
+
+  dispose(): void {
+    this.killAll();
+    this.spawner.dispose();
   }
 
   async run(spec: ExecSpec): Promise<ExecOutcome> {
@@ -160,21 +174,6 @@ export class Executor {
       if (value !== undefined) launcherArgs.push('-r', `${name}=${Math.max(0, Math.floor(value))}`);
     }
     launcherArgs.push('--', spec.command, ...spec.args);
-
-    const started = performance.now();
-    const child = execa(this.opts.launcher, launcherArgs, {
-      cwd: spec.cwd,
-      env: spec.env,
-      extendEnv: false,
-      stdio: [spec.stdin === null ? 'ignore' : 'pipe', 'pipe', 'pipe', 'pipe'],
-      buffer: false,
-      reject: false,
-      detached: true, // the launcher leads a session of its own: the server's signals don't reach it by accident
-      cleanup: true,
-      encoding: 'buffer',
-    });
-    // Every outcome is read from events below; the promise only must not be left unhandled.
-    child.catch(() => undefined);
 
     const out = new CappedBuffer(spec.outputBytes);
     const err = new CappedBuffer(spec.outputBytes);
@@ -185,110 +184,112 @@ export class Executor {
     let cpuSampled = 0;
     let stopSampling: (() => void) | undefined;
     let graceTimer: NodeJS.Timeout | undefined;
-    const launcherPid = child.pid;
+    /** Known once the zygote has forked the launcher; the kill path may run before that. */
+    const launcher = { pid: 0 };
+    const sockets: Socket[] = [];
 
     const kill = (reason: ExecEnd): void => {
       if (end === undefined) end = reason;
       if (report.pid) killTree(report.pid);
-      if (launcherPid && !graceTimer) {
+      if (launcher.pid && !graceTimer) {
         // The launcher reports and exits once its program is dead; if it doesn't, it goes too.
-        graceTimer = setTimeout(() => {
-          try {
-            process.kill(-launcherPid, 'SIGKILL');
-          } catch {
-            // already gone
-          }
-        }, report.pid ? this.killGraceMs : 0);
+        const pid = launcher.pid;
+        graceTimer = setTimeout(() => killGroup(pid), report.pid ? this.killGraceMs : 0);
         graceTimer.unref();
       }
     };
 
-    if (launcherPid === undefined) {
-      return new Promise((resolve) => {
-        child.once('error', (e: Error) => resolve(this.spawnError(spec, e.message, started)));
-      });
-    }
-    this.live.set(launcherPid, () => kill('cancelled'));
-
-    const streamDone = (s: Readable | null, name: 'stdout' | 'stderr', buf: CappedBuffer): Promise<void> =>
-      new Promise((resolve) => {
-        if (!s) return resolve();
-        s.on('data', (chunk: Buffer) => {
-          const text = buf.push(chunk);
-          if (text && spec.onOutput) spec.onOutput(name, text);
-          if (buf.truncated) kill('output_limit');
-        });
-        s.once('end', () => {
-          const rest = buf.flush();
-          if (rest && spec.onOutput) spec.onOutput(name, rest);
-          resolve();
-        });
-        s.once('close', () => resolve());
-        s.once('error', () => resolve());
-      });
-    const stdoutDone = streamDone(child.stdout, 'stdout', out);
-    const stderrDone = streamDone(child.stderr, 'stderr', err);
-    const reportStream = child.stdio[3] as Readable | null;
-    const reportDone = new Promise<void>((resolve) => {
-      if (!reportStream) return resolve();
-      reportStream.once('end', () => resolve());
-      reportStream.once('close', () => resolve());
-      reportStream.once('error', () => resolve());
-    });
-    reportStream?.on('data', (chunk: Buffer) => {
+    const onReport = (chunk: Buffer): void => {
       reportText += chunk.toString('utf8');
       const nl = reportText.lastIndexOf('\n');
       if (nl < 0) return;
       parseLaunchReport(reportText.slice(0, nl), report);
       reportText = reportText.slice(nl + 1);
       if (report.pid && !stopSampling) {
-        stopSampling = this.sampler.track(report.pid, (s) => {
-          peakSampled = Math.max(peakSampled, s.rssBytes);
-          cpuSampled = Math.max(cpuSampled, s.cpuMs);
-          if (s.rssBytes > spec.memoryBytes) kill('memory_limit');
+        stopSampling = this.sampler.track(report.pid, (sample) => {
+          peakSampled = Math.max(peakSampled, sample.rssBytes);
+          cpuSampled = Math.max(cpuSampled, sample.cpuMs);
+          if (sample.rssBytes > spec.memoryBytes) kill('memory_limit');
         });
         if (end !== undefined) killTree(report.pid); // a kill was asked before the pid was known
       }
-    });
+    };
 
-    if (spec.stdin !== null && child.stdin) {
-      const stdin = child.stdin as Writable;
-      stdin.on('error', () => undefined); // the program may exit without reading
-      stdin.end(spec.stdin);
+    // Each stream is done at its end (or when the drain after exit gives up on it).
+    const doneOf = {} as Record<'out' | 'err' | 'rep', () => void>;
+    const streamsDone = Promise.all(
+      (['out', 'err', 'rep'] as const).map((n) => new Promise<void>((resolve) => (doneOf[n] = resolve))),
+    );
+    const onStream = (name: StreamName, socket: Socket): void => {
+      sockets.push(socket);
+      socket.on('error', () => undefined);
+      if (name === 'in') {
+        socket.end(spec.stdin ?? ''); // then end-of-file: the program never waits for more
+        return;
+      }
+      socket.once('end', () => {
+        if (name !== 'rep') {
+          const buf = name === 'out' ? out : err;
+          const rest = buf.flush();
+          if (rest && spec.onOutput) spec.onOutput(name === 'out' ? 'stdout' : 'stderr', rest);
+        }
+        doneOf[name]();
+      });
+      socket.once('close', () => doneOf[name]());
+      if (name === 'rep') {
+        socket.on('data', onReport);
+      } else {
+        const buf = name === 'out' ? out : err;
+        const stream = name === 'out' ? 'stdout' : 'stderr';
+        socket.on('data', (chunk: Buffer) => {
+          const text = buf.push(chunk);
+          if (text && spec.onOutput) spec.onOutput(stream, text);
+          if (buf.truncated) kill('output_limit');
+        });
+      }
+      socket.resume();
+    };
+
+    const started = performance.now();
+    let spawned;
+    try {
+      spawned = await this.spawner.spawn({
+        cwd: spec.cwd,
+        env: spec.env,
+        launcherArgs,
+        withStdin: spec.stdin !== null,
+        onStream,
+      });
+    } catch (e) {
+      for (const s of sockets) s.destroy();
+      return this.spawnError(spec, (e as Error).message, started);
     }
+    launcher.pid = spawned.pid;
+    this.live.set(launcher.pid, () => kill('cancelled'));
 
     const timer = setTimeout(() => kill('timeout'), spec.timeoutMs);
     const onAbort = (): void => kill('cancelled');
     if (spec.signal?.aborted) onAbort();
     else spec.signal?.addEventListener('abort', onAbort, { once: true });
 
-    const exit = await new Promise<{ code: number | null; error?: string }>((resolve) => {
-      child.once('exit', (code) => resolve({ code }));
-      child.once('error', (e: Error) => resolve({ code: null, error: e.message }));
-    });
+    const exit = await spawned.exited;
     const durationMs = performance.now() - started;
     clearTimeout(timer);
     spec.signal?.removeEventListener('abort', onAbort);
-    // The launcher killed what was left of the program's group when it ended. If the launcher itself was killed
-    // (a kill path, or a program that shot it), sweep the group and the tree from here. Then give the pipes a
-    // moment to drain: a process that left the group may still hold them open.
-    if (report.pid && (end !== undefined || report.exitCode === undefined && report.signal === undefined)) {
-      killTree(report.pid);
-    } else if (report.pid) {
-      killGroup(report.pid);
-    }
-    const drained = Promise.all([stdoutDone, stderrDone, reportDone]);
-    const drainTimer = new Promise<void>((resolve) => setTimeout(resolve, STREAM_DRAIN_MS).unref());
-    await Promise.race([drained, drainTimer]);
-    child.stdout?.destroy();
-    child.stderr?.destroy();
-    reportStream?.destroy();
+    // The launcher killed every process of the run before it ended. If the launcher itself was killed (a kill
+    // path, or a program that shot it), sweep the group and the tree from here. Then let the streams drain.
+    if (report.pid && (end !== undefined || exit.code === null)) killTree(report.pid);
+    else if (report.pid) killGroup(report.pid);
+    let drainTimer: NodeJS.Timeout | undefined;
+    await Promise.race([streamsDone, new Promise<void>((resolve) => (drainTimer = setTimeout(resolve, STREAM_DRAIN_MS)))]);
+    clearTimeout(drainTimer);
+    for (const s of sockets) s.destroy();
+    spawned.release();
     if (reportText) parseLaunchReport(reportText, report);
     stopSampling?.();
     if (graceTimer) clearTimeout(graceTimer);
-    this.live.delete(launcherPid);
+    this.live.delete(launcher.pid);
 
-    if (exit.error && report.pid === undefined) return this.spawnError(spec, exit.error, started);
     if (report.execError !== undefined && end === undefined) {
       return this.spawnError(spec, `could not start ${report.execError}`, started);
     }
@@ -297,8 +298,7 @@ export class Executor {
     let signal: string | null = null;
     if (report.signal !== undefined) signal = signalName(report.signal);
     else if (report.exitCode !== undefined) exitCode = report.exitCode;
-    else if (exit.code !== null) exitCode = exit.code;
-    else signal = 'SIGKILL'; // the launcher itself was killed before it could report
+    else signal = 'SIGKILL'; // the launcher was killed before it could report: so was its program
 
     return {
       end: end ?? 'exited',

@@ -24,10 +24,10 @@ export interface Runtime extends LanguageInfo {
   preparation: Preparation;
   /** The command line of a run: `$file` is the program (or the compiled binary). */
   command: string[];
-  /** Runtimes that tolerate an address-space limit get RLIMIT_AS = the memory limit; V8 does not. */
+  /** Runtimes that tolerate an address-space limit get RLIMIT_AS = the memory limit. V8 does not (it reserves
+   *  far more address space than it uses); node is held by the RSS watchdog. (`--max-old-space-size` was tried:
+   *  any V8 flag costs node 2.5-4 ms of start-up, ~12 % of a hello world, measured.) */
   addressSpaceLimit: boolean;
-  /** Extra arguments given the memory limit in MiB (node's --max-old-space-size). */
-  memoryArgs?: (memoryMb: number) => string[];
   /** Recognises the runtime's own out-of-memory report in stderr. */
   outOfMemory?: RegExp;
 }
@@ -44,7 +44,6 @@ interface Builtin {
   preparation: Preparation;
   command: (binary: string) => string[];
   addressSpaceLimit: boolean;
-  memoryArgs?: (memoryMb: number) => string[];
   outOfMemory?: RegExp;
 }
 
@@ -95,7 +94,6 @@ const BUILTINS: Builtin[] = [
     preparation: { kind: 'none' },
     command: (b) => [b, '$file'],
     addressSpaceLimit: false,
-    memoryArgs: (mb) => [`--max-old-space-size=${mb}`],
     outOfMemory: /JavaScript heap out of memory|Reached heap limit/,
   },
   {
@@ -108,7 +106,6 @@ const BUILTINS: Builtin[] = [
     preparation: { kind: 'transpile-ts' },
     command: (b) => [b, '$file'],
     addressSpaceLimit: false,
-    memoryArgs: (mb) => [`--max-old-space-size=${mb}`],
     outOfMemory: /JavaScript heap out of memory|Reached heap limit/,
   },
   {
@@ -165,7 +162,6 @@ async function resolveBuiltin(b: Builtin, pathEnv: string): Promise<Runtime> {
     source: 'builtin' as const,
     fileName: b.fileName,
     addressSpaceLimit: b.addressSpaceLimit,
-    memoryArgs: b.memoryArgs,
     outOfMemory: b.outOfMemory,
   };
   const unavailable = (message: string): Runtime => ({
@@ -243,12 +239,11 @@ export function languageInfo(r: Runtime): LanguageInfo {
   return info;
 }
 
-/** Builds a run's command line: `$file` → the program, memory arguments after the interpreter. */
-export function commandLine(r: Runtime, file: string, memoryMb: number, args: string[]): string[] {
-  const [bin, ...rest] = r.command.map((a) => (a === '$file' ? file : a));
-  if (bin === undefined) throw new Error(`${r.id} has no command`);
-  const memoryArgs = r.memoryArgs && bin !== file ? r.memoryArgs(memoryMb) : [];
-  return [bin, ...memoryArgs, ...rest, ...args];
+/** Builds a run's command line: `$file` → the program, then the program's own arguments. */
+export function commandLine(r: Runtime, file: string, args: string[]): string[] {
+  const line = r.command.map((a) => (a === '$file' ? file : a));
+  if (line.length === 0) throw new Error(`${r.id} has no command`);
+  return [...line, ...args];
 }
 
 /** RLIMIT_AS for runtimes that tolerate it. */

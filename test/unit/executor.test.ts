@@ -12,7 +12,7 @@ import { Executor, parseLaunchReport, signalName, type ExecSpec } from '../../se
 import { membersOf, parseStat } from '../../server/processTree';
 import { LAUNCHER, processesWith, waitFor } from '../helpers/server';
 
-const executor = new Executor({ launcher: LAUNCHER });
+const executor = new Executor({ launcher: LAUNCHER, socketDir: mkdtempSync(path.join(os.tmpdir(), 'sbx-unit-sock-')) });
 const base: Omit<ExecSpec, 'command' | 'args'> = {
   cwd: '/tmp',
   env: { PATH: '/usr/bin:/bin', LANG: 'C.UTF-8' },
@@ -196,6 +196,24 @@ describe('executor', () => {
     const missing = await executor.run({ ...base, command: '/nonexistent/prog', args: [] });
     assert.equal(missing.end, 'spawn_error');
     assert.equal(missing.error, 'could not start /nonexistent/prog: No such file or directory');
+  });
+
+  test('if the zygote dies, its runs end and leave nothing; the next run starts a new zygote', async () => {
+    const marker = `sbxzygote-${randomUUID()}`;
+    let started!: () => void;
+    const ready = new Promise<void>((r) => (started = r));
+    const running = sh(`echo go; exec -a ${marker} sleep 300`, { onOutput: () => started() });
+    await ready;
+    const zygote = executor.zygotePid;
+    assert.ok(zygote, 'a zygote runs');
+    process.kill(zygote, 'SIGKILL');
+    const r = await running;
+    assert.notEqual(r.end, 'spawn_error');
+    assert.equal(r.exitCode, null);
+    await waitFor(async () => (await processesWith(marker)).length === 0, 'the run of the dead zygote to be gone');
+    const next = await sh('echo again');
+    assert.equal(next.stdout, 'again\n');
+    assert.notEqual(executor.zygotePid, zygote);
   });
 
   test('killAll ends every run in flight', async () => {

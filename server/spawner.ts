@@ -1,0 +1,242 @@
+/**
+ * Starts runs through the launcher's zygote (see `zygote()` in server/launcher.c): a tiny process, started once
+ * with execa, that forks each run's launcher. fork() from the server itself costs 2-3 ms of the main thread per
+ * run (the kernel copies the page tables of an ~80 MB Node process); from the zygote it costs next to nothing.
+ *
+ * A run's stdin/stdout/stderr/report are Unix sockets the launcher opens to us, each introduced by a header line
+ * `<id> <name>`; the zygote tells us each launcher's pid when it forks it and its wait status when it ends.
+ */
+import { execa, type ResultPromise } from 'execa';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { rmSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import readline from 'node:readline';
+
+export type StreamName = 'in' | 'out' | 'err' | 'rep';
+
+export interface SpawnRequest {
+  cwd: string;
+  env: Record<string, string>;
+  /** Arguments for the launcher: rlimits, `--`, the program and its arguments. */
+  launcherArgs: string[];
+  withStdin: boolean;
+  /** Called once per stream as the launcher connects it (in any order). */
+  onStream: (name: StreamName, socket: net.Socket) => void;
+}
+
+export interface Spawned {
+  /** The launcher's pid; it leads its own session, so `-pid` is its process group. */
+  pid: number;
+  /** Resolves when the launcher has ended, with its wait status (null when the zygote itself went away). */
+  exited: Promise<{ code: number | null; signal: number | null }>;
+  /** The run is over (its streams drained): it no longer keeps the process alive. Idempotent. */
+  release: () => void;
+}
+
+interface Pending {
+  spawned: (pid: number) => void;
+  failed: (e: Error) => void;
+  exited: Live['exited'];
+}
+
+interface Live {
+  id: string;
+  exited: (r: { code: number | null; signal: number | null }) => void;
+}
+
+const HEADER_MAX = 200;
+
+export class Spawner {
+  private zygote: ResultPromise | undefined;
+  private server: net.Server | undefined;
+  private starting: Promise<void> | undefined;
+  /** Runs asked for and not yet forked, by id. */
+  private readonly pending = new Map<string, Pending>();
+  /** Every run not yet ended, by id: its streams may connect before or after we learn its pid. */
+  private readonly requests = new Map<string, SpawnRequest>();
+  /** Forked launchers not yet ended, by pid. */
+  private readonly live = new Map<number, Live>();
+  private readonly sockPath: string;
+  private disposed = false;
+  private holds = 0;
+
+  constructor(
+    private readonly launcher: string,
+    dir: string,
+  ) {
+    this.sockPath = path.join(dir, 'spawn.sock');
+  }
+
+  async spawn(request: SpawnRequest): Promise<Spawned> {
+    await this.start();
+    const zygote = this.zygote;
+    if (!zygote?.stdin || this.disposed) throw new Error('the run launcher is not running');
+    const id = randomBytes(16).toString('hex');
+    this.requests.set(id, request);
+    this.hold();
+    let exited!: Live['exited'];
+    const done = new Promise<{ code: number | null; signal: number | null }>((resolve) => (exited = resolve));
+    const pid = await new Promise<number>((spawned, failed) => {
+      this.pending.set(id, { spawned, failed, exited });
+      const fields = [
+        id,
+        request.cwd,
+        request.withStdin ? '1' : '0',
+        String(request.launcherArgs.length),
+        ...request.launcherArgs,
+        String(Object.keys(request.env).length),
+        ...Object.entries(request.env).map(([k, v]) => `${k}=${v}`),
+      ];
+      for (const f of fields) {
+        if (f.includes('\0')) {
+          this.pending.delete(id);
+          this.requests.delete(id);
+          return failed(new Error('arguments and environment may not contain NUL characters'));
+        }
+      }
+      zygote.stdin!.write(fields.map((f) => `${f}\0`).join(''));
+    }).catch((e: unknown) => {
+      this.requests.delete(id);
+      this.letGo();
+      throw e;
+    });
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      this.requests.delete(id);
+      this.letGo();
+    };
+    return { pid, exited: done, release };
+  }
+
+  /** The zygote's pid while it runs (for tests and diagnostics). */
+  get zygotePid(): number | undefined {
+    return this.zygote?.exitCode === null ? this.zygote.pid : undefined;
+  }
+
+  /** Kills the zygote (its launchers follow, taking their runs) and removes the socket. Synchronous. */
+  dispose(): void {
+    this.disposed = true;
+    try {
+      if (this.zygote?.pid) process.kill(this.zygote.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+    this.server?.close();
+    rmSync(this.sockPath, { force: true });
+  }
+
+  private start(): Promise<void> {
+    if (this.zygote && this.zygote.exitCode === null && !this.zygote.killed) return Promise.resolve();
+    this.starting ??= this.launch().finally(() => (this.starting = undefined));
+    return this.starting;
+  }
+
+  private async launch(): Promise<void> {
+    if (!this.server) {
+      rmSync(this.sockPath, { force: true });
+      const server = net.createServer({ allowHalfOpen: true }, (socket) => this.accept(socket));
+      server.listen(this.sockPath);
+      await once(server, 'listening');
+      server.unref();
+      this.server = server;
+    }
+    const zygote = execa(this.launcher, ['--zygote', this.sockPath], {
+      stdin: 'pipe',
+      stdout: 'pipe',
+      stderr: 'ignore',
+      buffer: false,
+      reject: false,
+      cleanup: true,
+      extendEnv: false,
+      env: {},
+    });
+    zygote.catch(() => undefined);
+    this.zygote = zygote;
+    zygote.stdin?.on('error', () => undefined);
+    const lines = readline.createInterface({ input: zygote.stdout! });
+    lines.on('line', (line) => this.onZygoteLine(line));
+    zygote.once('exit', () => {
+      // Runs waiting to start fail; runs in flight end (their launchers got SIGTERM and swept them).
+      for (const p of this.pending.values()) p.failed(new Error('the run launcher stopped'));
+      this.pending.clear();
+      for (const l of this.live.values()) l.exited({ code: null, signal: null });
+      this.live.clear();
+      this.requests.clear();
+      this.holds = 0;
+      if (this.zygote === zygote) this.zygote = undefined;
+    });
+    zygote.unref();
+    (zygote.stdout as net.Socket | undefined)?.unref?.();
+    (zygote.stdin as net.Socket | undefined)?.unref?.();
+  }
+
+  private onZygoteLine(line: string): void {
+    const [word, a, b] = line.split(' ');
+    if (word === 'spawned' && a && b) {
+      const p = this.pending.get(a);
+      if (!p) return;
+      this.pending.delete(a);
+      // Registered now, synchronously: its "exited" line may be the very next one.
+      this.live.set(Number(b), { id: a, exited: p.exited });
+      p.spawned(Number(b));
+    } else if (word === 'failed' && a) {
+      const p = this.pending.get(a);
+      this.pending.delete(a);
+      p?.failed(new Error(`fork failed (errno ${b})`));
+    } else if (word === 'exited' && a && b) {
+      const pid = Number(a);
+      const status = Number(b);
+      const l = this.live.get(pid);
+      if (!l) return;
+      this.live.delete(pid);
+      // Decode the wait status: low 7 bits the signal, else the exit code in the next byte.
+      const signal = status & 0x7f;
+      l.exited(signal === 0 ? { code: (status >> 8) & 0xff, signal: null } : { code: null, signal });
+    }
+  }
+
+  /** While runs are under way, the zygote's pipe and the socket server keep the event loop alive (we wait for
+   *  their answers); when idle they must not keep the process alive. */
+  private hold(): void {
+    if (this.holds++ > 0) return;
+    (this.zygote?.stdout as net.Socket | undefined)?.ref?.();
+    // A launcher's connections can wait in the backlog after it has ended: keep accepting until the run is over.
+    this.server?.ref();
+  }
+
+  private letGo(): void {
+    if (this.holds === 0 || --this.holds > 0) return;
+    (this.zygote?.stdout as net.Socket | undefined)?.unref?.();
+    this.server?.unref();
+  }
+
+  /** A launcher connected one of its streams: read its header, then hand the socket to the run. */
+  private accept(socket: net.Socket): void {
+    let header = '';
+    const onData = (chunk: Buffer): void => {
+      header += chunk.toString('latin1');
+      const nl = header.indexOf('\n');
+      if (nl < 0) {
+        if (header.length > HEADER_MAX) socket.destroy();
+        return;
+      }
+      socket.off('data', onData);
+      socket.pause();
+      const [id, name] = header.slice(0, nl).split(' ');
+      const rest = Buffer.from(header.slice(nl + 1), 'latin1');
+      const request = id ? this.requests.get(id) : undefined;
+      if (!request || !['in', 'out', 'err', 'rep'].includes(name ?? '')) {
+        socket.destroy();
+        return;
+      }
+      if (rest.length > 0) socket.unshift(rest);
+      request.onStream(name as StreamName, socket);
+    };
+    socket.on('data', onData);
+    socket.on('error', () => undefined);
+  }
+}

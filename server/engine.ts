@@ -199,7 +199,11 @@ export class SandboxEngine {
   }
 
   metrics(): Metrics {
-    return this.metricsRecorder.snapshot(this.pool, this.cache.stats());
+    const memory = process.memoryUsage();
+    return {
+      ...this.metricsRecorder.snapshot(this.pool, this.cache.stats()),
+      server: { pid: process.pid, rssBytes: memory.rss, heapUsedBytes: memory.heapUsed },
+    };
   }
 
   clearCache(): number {

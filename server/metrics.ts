@@ -112,7 +112,7 @@ export class MetricsRecorder {
     this.countInWindow(run.finishedAt);
   }
 
-  snapshot(pool: PoolView, cache: CacheStats): Metrics {
+  snapshot(pool: PoolView, cache: CacheStats): Omit<Metrics, 'server'> {
     const now = this.now();
     const sorted = Float64Array.from(this.durations.values()).sort();
     const status = pool.status();

@@ -183,6 +183,8 @@ export interface Metrics {
   cache: CacheStats;
   /** The last runs, newest first (at most 20). */
   recentRuns: RunRecord[];
+  /** The server process itself. */
+  server: { pid: number; rssBytes: number; heapUsedBytes: number };
 }
 
 export interface LanguageInfo {

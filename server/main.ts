@@ -8,13 +8,18 @@
  */
 import path from 'node:path';
 import {
+  CodeLensRefreshRequest,
   createConnection,
   ErrorCodes,
   ProposedFeatures,
   ResponseError,
+  TextDocuments,
+  TextDocumentSyncKind,
   type CancellationToken,
   type InitializeResult,
 } from 'vscode-languageserver/node';
+import { TextDocument } from 'vscode-languageserver-textdocument';
+import { codeLensesFor } from './codelens';
 import { SandboxEngine, type Logger } from './engine';
 import {
   ClearCacheRequest,
@@ -39,6 +44,11 @@ const log: Logger = {
 
 let engine: SandboxEngine | undefined;
 let shuttingDown = false;
+/** Open documents (textDocument/didOpen…didClose), for CodeLenses. */
+const documents = new TextDocuments(TextDocument);
+/** ServerConfig.codeLens: false answers every textDocument/codeLens with no lenses. */
+let codeLensEnabled = true;
+let codeLensRefreshSupported = false;
 
 function ready(): SandboxEngine {
   if (shuttingDown) throw new ResponseError(ErrorCodes.InvalidRequest, 'the server is shutting down: no new requests after shutdown');
@@ -78,8 +88,13 @@ connection.onInitialize(async (params): Promise<InitializeResult> => {
     engine = await SandboxEngine.create({ launcher: path.join(__dirname, 'sbx-launch'), config: config.value, log });
     engine.onChanged(metricsChanged);
   }
+  codeLensEnabled = config.value.codeLens ?? codeLensEnabled;
+  codeLensRefreshSupported = params.capabilities.workspace?.codeLens?.refreshSupport === true;
   return {
-    capabilities: {},
+    capabilities: {
+      textDocumentSync: TextDocumentSyncKind.Incremental,
+      codeLensProvider: { resolveProvider: false },
+    },
     serverInfo: { name: 'sandbox-runner', version: '0.1.0' },
   };
 });
@@ -107,7 +122,17 @@ connection.onRequest(ConfigureRequest.type, async (params) => {
   if (!parsed.ok) throw invalid(parsed.message);
   const e = ready();
   await e.configure(parsed.value);
+  if (parsed.value.codeLens !== undefined && parsed.value.codeLens !== codeLensEnabled) {
+    codeLensEnabled = parsed.value.codeLens;
+    // lenses already shown go (or come back) now, not at the next edit
+    if (codeLensRefreshSupported) connection.sendRequest(CodeLensRefreshRequest.type).catch(() => undefined);
+  }
   return { languages: e.languages().languages };
+});
+
+connection.onCodeLens(({ textDocument }) => {
+  const doc = documents.get(textDocument.uri);
+  return codeLensEnabled && doc ? codeLensesFor(doc) : [];
 });
 
 connection.onShutdown(() => {
@@ -123,4 +148,5 @@ for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
 process.on('uncaughtException', (e) => log.error(`uncaught: ${e.stack ?? e.message}`));
 process.on('unhandledRejection', (e) => log.error(`unhandled rejection: ${(e as Error)?.stack ?? String(e)}`));
 
+documents.listen(connection);
 connection.listen();

@@ -229,6 +229,56 @@ export interface ServerConfig {
   limits?: Partial<Limits>;
   /** Language id → runtime; adds languages or overrides built-in ones. */
   executorMap?: Record<string, ExecutorOverride>;
+  /** Answer `textDocument/codeLens` with "Run in Sandbox" lenses (default true); `false` answers no lenses. */
+  codeLens?: boolean;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// CodeLens (server → client, through LSP's own `textDocument/codeLens`)
+
+/** A position in a document: 0-based line and UTF-16 character, the same shape as LSP's `Position`. */
+export interface SourcePosition {
+  line: number;
+  character: number;
+}
+
+/** A range in a document (end exclusive), the same shape as LSP's `Range`. */
+export interface SourceRange {
+  start: SourcePosition;
+  end: SourcePosition;
+}
+
+/**
+ * What a runnable unit is. `file`: the whole document; `main`: a Python `if __name__ == "__main__":` block (running
+ * it runs the file); `test`: one test function or `test(...)`/`it(...)`/`describe(...)` call; `block`: a fenced code
+ * block in Markdown (running it runs only `code`).
+ */
+export type RunUnitKind = 'file' | 'main' | 'test' | 'block';
+
+/** The id of the client command every server CodeLens invokes, with one `RunUnitArgs` as its only argument. */
+export const RUN_UNIT_COMMAND = 'sandbox.runUnit' as const;
+
+/**
+ * The argument of the client's `sandbox.runUnit` command, which the server's CodeLenses carry
+ * (`command.arguments: [RunUnitArgs]`). The client turns it into a `sandbox/execute` (or, for tests, the
+ * harness run it builds).
+ */
+export interface RunUnitArgs {
+  /** The document's URI, as the client sent it in `textDocument/didOpen`. */
+  uri: string;
+  /** The document's language id, as the client sent it (e.g. `python`, `shellscript`, `markdown`). */
+  languageId: string;
+  /** The sandbox language to run with (`python`, `javascript`, `typescript`, `shell`, `c`, `cpp`); for a
+   *  Markdown block, the block's language. */
+  language: string;
+  kind: RunUnitKind;
+  /** Tests: `test_add`, `TestMath.test_add` (Python), `outer > inner > adds` (JS/TS `describe`/`test` path),
+   *  `test_backup` (shell). Absent for other kinds. */
+  name?: string;
+  /** Where the unit is: the whole function / call / block / document. */
+  range: SourceRange;
+  /** Markdown blocks only: the block's text (without the fences), to run instead of the document. */
+  code?: string;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -80,6 +80,7 @@ export const configSchema = z
       .optional(),
     limits: limitsSchema.optional(),
     executorMap: z.record(z.string().regex(/^[\w+.-]{1,64}$/), overrideSchema).optional(),
+    codeLens: z.boolean({ error: 'codeLens must be true or false' }).optional(),
   })
   .strict();
 

@@ -46,7 +46,16 @@ function buildLauncher() {
   renameSync('dist/sbx-launch.tmp', 'dist/sbx-launch');
 }
 
-const targets = [server, cli];
+/** @type {esbuild.BuildOptions} */
+const extension = {
+  ...common,
+  entryPoints: ['client/extension.ts'],
+  outfile: 'dist/extension.js',
+  // `vscode` is provided by the extension host at run time; it is not a package that can be bundled.
+  external: ['vscode', 'esbuild'],
+};
+
+const targets = [server, cli, extension];
 buildLauncher();
 if (watch) {
   for (const t of targets) {

@@ -1,5 +1,6 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+import globals from 'globals';
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'test/fixtures/**', 'examples/**', '.cache/**', 'test-results/**'] },
@@ -31,7 +32,23 @@ export default tseslint.config(
     rules: { '@typescript-eslint/no-namespace': 'off' },
   },
   {
-    files: ['**/*.mjs'],
-    languageOptions: { globals: { console: 'readonly', process: 'readonly' } },
+    // Plain-JS scripts and the test harnesses that run inside VS Code's extension host or drive a browser.
+    files: ['**/*.mjs', '**/*.cjs', '**/*.js'],
+    languageOptions: { globals: { ...globals.node } },
+  },
+  {
+    files: ['**/*.cjs'],
+    languageOptions: { sourceType: 'commonjs' },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
+  {
+    // Playwright scripts: code passed to page.evaluate runs in the browser.
+    files: ['test/e2e/**'],
+    languageOptions: { globals: { ...globals.node, ...globals.browser } },
+  },
+  {
+    // Suites that run inside VS Code's extension host under mocha.
+    files: ['test/vscode/suite/**'],
+    languageOptions: { globals: { ...globals.mocha } },
   },
 );

@@ -1,0 +1,146 @@
+/**
+ * Turning results and metrics into what a person reads in VS Code: the summary line after each run, the
+ * notification for a verdict that is not `ok`, the status bar text and the metrics summary. Pure: no `vscode`.
+ */
+import type { ExecuteBatchResult, ExecutionResult, IsolationMode, Metrics, RunStatus } from '../server/protocol';
+
+/** Bytes as MiB with one decimal, e.g. `9.8 MiB`. */
+export function mib(bytes: number): string {
+  return `${(bytes / (1024 * 1024)).toFixed(1)} MiB`;
+}
+
+export function ms(value: number): string {
+  return `${Math.round(value)} ms`;
+}
+
+export function percent(ratio: number): string {
+  return `${Math.round(ratio * 100)}%`;
+}
+
+/** What each verdict means, in the words a notification uses. */
+export const VERDICT_TEXT: Readonly<Record<RunStatus, string>> = {
+  ok: 'finished',
+  runtime_error: 'failed with a runtime error',
+  timeout: 'ran past its time limit and was killed',
+  memory_limit: 'passed its memory limit and was killed',
+  output_limit: 'passed its output limit and was stopped',
+  compile_error: 'did not compile',
+  rejected: 'was refused by the sandbox',
+  cancelled: 'was stopped',
+  internal_error: 'could not be run: the sandbox failed',
+};
+
+function oneLine(text: string): string {
+  return text.trim().replace(/\s*\n\s*/g, ' ');
+}
+
+/** Whether the program ran at all (a compile error or a rejection has no measurements worth showing). */
+function ran(result: ExecutionResult): boolean {
+  return result.durationMs > 0 || result.cpuMs > 0 || result.peakMemoryBytes > 0;
+}
+
+/**
+ * The one line written after a run, e.g.
+ * `[sandbox] hello.py: ok · exit 0 · 23 ms · cpu 20 ms · peak 9.8 MiB · not cached · isolation process`.
+ */
+export function summaryLine(result: ExecutionResult, label: string): string {
+  const parts: string[] = [result.status];
+  if (result.exitCode !== null) parts.push(`exit ${result.exitCode}`);
+  if (result.signal !== null) parts.push(`killed by ${result.signal}`);
+  if (ran(result)) parts.push(ms(result.durationMs), `cpu ${ms(result.cpuMs)}`, `peak ${mib(result.peakMemoryBytes)}`);
+  parts.push(result.cached ? 'cached (not run again)' : 'not cached');
+  parts.push(`isolation ${result.isolation}`);
+  if (result.stdoutTruncated) parts.push('stdout truncated');
+  if (result.stderrTruncated) parts.push('stderr truncated');
+  if (result.status !== 'ok' && result.message !== undefined && !result.message.trim().includes('\n')) {
+    parts.push(oneLine(result.message));
+  }
+  return `[sandbox] ${label}: ${parts.join(' · ')}`;
+}
+
+/** The message shown in a notification after a run, or undefined when the run needs none (ok, not cached). */
+export function runNotification(result: ExecutionResult, label: string): { text: string; severity: 'info' | 'warning' | 'error' } | undefined {
+  if (result.status === 'ok') {
+    return result.cached
+      ? { text: `${label}: this result is from the cache — the program was not run again.`, severity: 'info' }
+      : undefined;
+  }
+  let text = `${label} ${VERDICT_TEXT[result.status]}`;
+  if (result.status === 'runtime_error' && result.exitCode !== null) text += ` (exit ${result.exitCode})`;
+  if (result.signal !== null && result.status === 'runtime_error') text += ` (killed by ${result.signal})`;
+  if (result.message !== undefined && result.message.trim() !== '') {
+    const first = result.message.trim().split('\n')[0]!.trim();
+    text += `: ${first}`;
+  }
+  text += '.';
+  if (result.cached) text += ' This result is from the cache — the program was not run again.';
+  const severity = result.status === 'cancelled' ? 'info' : result.status === 'internal_error' ? 'error' : 'warning';
+  return { text, severity };
+}
+
+/** The status bar text: pool busy/size, cache hit rate, and the isolation mode (a warning icon when unsandboxed). */
+export function statusBarText(metrics: Pick<Metrics, 'pool' | 'cache'> | undefined, isolation: IsolationMode | undefined): string {
+  const pool = metrics ? `${metrics.pool.busy}/${metrics.pool.size} busy` : '–';
+  const queued = metrics && metrics.pool.queued > 0 ? ` +${metrics.pool.queued} queued` : '';
+  const cache = metrics ? (metrics.cache.enabled ? `cache ${percent(metrics.cache.hitRate)}` : 'cache off') : '';
+  const iso = isolation === undefined ? '' : isolation === 'process' ? '$(warning) process' : `$(shield) ${isolation}`;
+  return ['$(beaker)', `${pool}${queued}`, cache, iso].filter((p) => p !== '').join(' ');
+}
+
+/** The status bar tooltip: what each figure is and, in process mode, what that means. */
+export function statusBarTooltip(metrics: Pick<Metrics, 'pool' | 'cache'> | undefined, isolation: IsolationMode | undefined): string {
+  const lines = ['Sandbox Runner'];
+  if (metrics) {
+    lines.push(`Pool: ${metrics.pool.busy} of ${metrics.pool.size} workers busy, ${metrics.pool.queued} queued`);
+    lines.push(
+      metrics.cache.enabled
+        ? `Cache: ${percent(metrics.cache.hitRate)} hit rate, ${metrics.cache.entries} entries`
+        : 'Cache: off',
+    );
+  } else {
+    lines.push('Waiting for the sandbox server…');
+  }
+  if (isolation === 'process') {
+    lines.push('Isolation: process — runs are child processes with limits, NOT a sandbox: a program can read and write your files and reach the network.');
+  } else if (isolation !== undefined) {
+    lines.push(`Isolation: ${isolation}`);
+  }
+  lines.push('Click to show metrics.');
+  return lines.join('\n');
+}
+
+/** A plain-text metrics summary for the log (the metrics view will show the same figures live). */
+export function metricsSummary(m: Metrics, isolation?: IsolationMode): string {
+  const byStatus = Object.entries(m.runsByStatus)
+    .filter(([, n]) => n > 0)
+    .map(([s, n]) => `${s} ${n}`)
+    .join(', ');
+  const lines = [
+    `Sandbox metrics (uptime ${Math.round(m.uptimeMs / 1000)} s${isolation ? `, isolation ${isolation}` : ''})`,
+    `  runs: ${m.runsTotal}${byStatus ? ` (${byStatus})` : ''}, ${m.runsPerMinute} in the last minute, peak concurrency ${m.peakConcurrency}`,
+    `  latency: p50 ${ms(m.durationMs.p50)}, p95 ${ms(m.durationMs.p95)}, max ${ms(m.durationMs.max)}, avg ${ms(m.durationMs.avg)}`,
+    `  pool: ${m.pool.busy}/${m.pool.size} busy, ${m.pool.queued} queued (limit ${m.pool.queueLimit})`,
+    ...m.workers.map((w) => `    ${w.id}: ${w.busy ? 'busy' : 'idle'}, ${w.runs} runs, ${w.failures} failed, utilisation ${percent(w.utilisation)}`),
+    m.cache.enabled
+      ? `  cache: hit rate ${percent(m.cache.hitRate)} (${m.cache.hits} hits, ${m.cache.misses} misses), ${m.cache.entries}/${m.cache.maxEntries} entries, ${mib(m.cache.bytes)} of ${mib(m.cache.maxBytes)}, ${m.cache.evictions} evictions`
+      : '  cache: off',
+    `  peak memory of a run: ${mib(m.peakMemoryBytes)}; server: pid ${m.server.pid}, rss ${mib(m.server.rssBytes)}`,
+  ];
+  if (m.recentRuns.length > 0) {
+    lines.push('  recent runs (newest first):');
+    for (const r of m.recentRuns.slice(0, 10)) {
+      lines.push(`    ${r.runId} ${r.language} ${r.status} ${ms(r.durationMs)} peak ${mib(r.peakMemoryBytes)}${r.cached ? ' cached' : ''}`);
+    }
+  }
+  return lines.join('\n');
+}
+
+/** The closing line of a batch, e.g. `[sandbox] batch: 3 runs · 2 ok · 1 failed (timeout 1) · 1 cached · 812 ms`. */
+export function batchSummaryLine(result: ExecuteBatchResult): string {
+  const s = result.summary;
+  const failed = Object.entries(s.byStatus)
+    .filter(([status, n]) => status !== 'ok' && (n ?? 0) > 0)
+    .map(([status, n]) => `${status} ${n}`)
+    .join(', ');
+  return `[sandbox] batch: ${s.total} runs · ${s.ok} ok · ${s.failed} failed${failed ? ` (${failed})` : ''} · ${s.cached} cached · ${ms(s.wallMs)}`;
+}

@@ -1,0 +1,31 @@
+/** The status bar item: pool busy/size, cache hit rate and the isolation mode; a click shows the metrics. */
+import * as vscode from 'vscode';
+import { statusBarText, statusBarTooltip } from './format';
+import type { SandboxServer } from './server';
+import type { IsolationMode, Metrics } from '../server/protocol';
+
+export function createStatusBar(server: SandboxServer): vscode.Disposable {
+  const item = vscode.window.createStatusBarItem('sandbox.status', vscode.StatusBarAlignment.Left, 0);
+  item.name = 'Sandbox Runner';
+  item.command = 'sandbox.showMetrics';
+  let metrics: Metrics | undefined;
+  let isolation: IsolationMode | undefined;
+  const render = () => {
+    item.text = statusBarText(metrics, isolation);
+    item.tooltip = statusBarTooltip(metrics, isolation);
+  };
+  render();
+  item.show();
+  return vscode.Disposable.from(
+    item,
+    server.onMetrics((m) => {
+      metrics = m;
+      render();
+    }),
+    server.onLanguages((l) => {
+      isolation = l?.isolation;
+      if (!l) metrics = undefined;
+      render();
+    }),
+  );
+}

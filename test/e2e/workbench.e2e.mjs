@@ -1,0 +1,160 @@
+// End-to-end: a person using Sandbox Runner in a real VS Code (code-server 4.96.4 = VS Code 1.96.4, Node
+// extension host) in a real browser (Debian's Chromium via playwright-core), offline.
+//
+// The packaged extension (.vsix: $SANDBOX_VSIX, else the newest *.vsix in the project root) is installed into a
+// private extensions dir; SANDBOX_E2E_FROM_SOURCE=1 loads the extension from the working tree instead (as
+// extensionDevelopmentPath), for a quick loop without packaging. The fixture workspace is
+// test/fixtures/workspace. Every step waits on what the page shows (never a fixed sleep) and leaves screenshots
+// in test-results/e2e-*.png. A step whose feature the extension does not contribute yet is skipped, and says so.
+//
+// Run: npm run test:e2e   (needs `npm run vscode:install` once)
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import {
+  PROJECT_ROOT, installVsix, launchBrowser, makeProfile, readTail, startCodeServer, stopOnSignals,
+} from '../vscode/server.mjs';
+import { Workbench } from './workbench.mjs';
+
+const WORKSPACE = path.join(PROJECT_ROOT, 'test/fixtures/workspace');
+const RESULTS = path.join(PROJECT_ROOT, 'test-results');
+const FROM_SOURCE = process.env.SANDBOX_E2E_FROM_SOURCE === '1';
+const manifest = JSON.parse(fs.readFileSync(path.join(PROJECT_ROOT, 'package.json'), 'utf8'));
+const contributes = manifest.contributes ?? {};
+
+/** "Category: Title" of the contributed command whose title matches `pattern`, as the palette lists it. */
+function paletteTitle(pattern) {
+  const c = (contributes.commands ?? []).find((cmd) => pattern.test(cmd.title));
+  return c && (c.category ? `${c.category}: ${c.title}` : c.title);
+}
+const RUN_ALL_TESTS = paletteTitle(/^Run All Tests/);
+const metricsView = Object.values(contributes.views ?? {}).flat().find((v) => v.type === 'webview' && /metric/i.test(`${v.id} ${v.name}`));
+
+function findVsix() {
+  if (process.env.SANDBOX_VSIX) return path.resolve(process.env.SANDBOX_VSIX);
+  return fs.readdirSync(PROJECT_ROOT).filter((f) => f.endsWith('.vsix'))
+    .map((f) => path.join(PROJECT_ROOT, f))
+    .sort((a, b) => fs.statSync(b).mtimeMs - fs.statSync(a).mtimeMs)[0];
+}
+
+let server;
+let browser;
+/** @type {Workbench} */
+let wb;
+const pageLog = [];
+let failed = false;
+
+/** Runs a step; on failure leaves test-results/e2e-<name>-FAILED.png and marks the run for the log dump. */
+async function step(name, body) {
+  try {
+    await body();
+  } catch (e) {
+    failed = true;
+    await wb?.shot(`${name}-FAILED`).catch(() => {});
+    throw e;
+  }
+}
+
+describe('Sandbox Runner in a real VS Code (code-server + Chromium)', { timeout: 600_000 }, () => {
+  before(async () => {
+    const profile = makeProfile({
+      settings: {
+        'sandbox.limits.timeoutMs': 60_000, // the Stop step must be what ends sleep_forever.py
+        'testing.automaticallyOpenPeekView': 'never',
+      },
+    });
+    let query = `?folder=${encodeURIComponent(WORKSPACE)}`;
+    if (FROM_SOURCE) {
+      console.log(`[e2e] extension loaded from source: ${PROJECT_ROOT}`);
+    } else {
+      const vsix = findVsix();
+      assert.ok(vsix && fs.existsSync(vsix), 'no .vsix to install: run "npm run package" (or set SANDBOX_VSIX, or SANDBOX_E2E_FROM_SOURCE=1)');
+      console.log(`[e2e] ${path.basename(vsix)}: ${(await installVsix(profile, vsix)).split('\n').at(-1)}`);
+    }
+    server = await startCodeServer({ profile });
+    stopOnSignals(server.stop);
+    if (FROM_SOURCE) {
+      const payload = [['extensionDevelopmentPath', `vscode-remote://${server.authority}${PROJECT_ROOT}`]];
+      query += `&payload=${encodeURIComponent(JSON.stringify(payload))}`;
+    }
+    browser = await launchBrowser();
+    browser.page.on('pageerror', (e) => pageLog.push(`[pageerror] ${e.message}`));
+    browser.page.on('console', (m) => pageLog.push(`[${m.type()}] ${m.text()}`));
+    wb = new Workbench(browser.page, RESULTS);
+    await step('0-workbench', () => wb.open(`${server.url}${query}`, { expectFile: 'hello.py' }));
+    await wb.shot('0-workbench');
+  });
+
+  after(async () => {
+    if (failed && server) {
+      console.log(`----- workbench console (last 40)\n${pageLog.slice(-40).join('\n')}`);
+      console.log(`----- extension host logs\n${server.extensionHostLogs()}`);
+      console.log(`----- code-server log\n${readTail(server.profile.serverLog, 3_000)}`);
+    }
+    await browser?.close();
+    await server?.stop();
+    if (server) fs.rmSync(server.profile.dir, { recursive: true, force: true });
+  });
+
+  it('runs a Python file from the command palette and shows the verdict in the Output panel', () => step('1-run', async () => {
+    await wb.openFile('hello.py');
+    await wb.runCommand('Sandbox: Run in Sandbox');
+    const text = await wb.waitForOutput(/\[sandbox\] hello\.py: \w+/, { timeoutMs: 60_000 });
+    await wb.shot('1-run-from-palette');
+    assert.match(text, /hello from the sandbox/);
+    assert.match(text, /\[sandbox\] hello\.py: ok · exit 0/);
+  }));
+
+  it('runs the __main__ block through its CodeLens', () => step('2-codelens', async () => {
+    await wb.openFile('main_block.py');
+    const lens = wb.page.locator('.contentWidgets .codelens-decoration a', { hasText: 'Run in Sandbox' }).first();
+    await lens.waitFor({ timeout: 60_000 });
+    await wb.shot('2-codelens');
+    await lens.click();
+    const text = await wb.waitForOutput(/\[sandbox\] main_block\.py[^\n]*: \w+/, { timeoutMs: 60_000 });
+    await wb.shot('2-codelens-ran');
+    assert.match(text, /hello, codelens/);
+    assert.match(text, /\[sandbox\] main_block\.py[^\n]*: ok · exit 0/);
+  }));
+
+  it('stops a program that would run until its timeout', () => step('3-stop', async () => {
+    await wb.openFile('sleep_forever.py');
+    await wb.runCommand('Sandbox: Run in Sandbox');
+    await wb.waitForOutput(/started, sleeping until stopped/, { timeoutMs: 60_000 });
+    await wb.shot('3-running');
+    await wb.runCommand('Sandbox: Stop');
+    const text = await wb.waitForOutput(/\[sandbox\] sleep_forever\.py: [^\n]*(cancel|stop)/i, { timeoutMs: 30_000 });
+    await wb.shot('3-stopped');
+    assert.doesNotMatch(text, /sleep_forever\.py: timeout/);
+  }));
+
+  it('runs all tests from the Test Explorer and shows pass/fail marks', (t) => {
+    if (!RUN_ALL_TESTS) return t.skip('the extension contributes no "Run All Tests" command yet');
+    return step('4-tests', async () => {
+      await wb.runCommand('Testing: Focus on Test Explorer View');
+      await wb.testItem('test_math.py').waitFor({ timeout: 60_000 }); // discovered by the extension's globs
+      await wb.runCommand(RUN_ALL_TESTS);
+      await wb.waitForTestState('test_math.py', 'failed', { timeoutMs: 60_000 });
+      await wb.expandTestItem('test_math.py');
+      await wb.waitForTestState('test_adds', 'passed');
+      await wb.waitForTestState('test_fails_on_purpose', 'failed');
+      await wb.shot('4-test-explorer');
+    });
+  });
+
+  it('shows live numbers in the Metrics view', (t) => {
+    if (!metricsView) return t.skip('the extension contributes no metrics webview view yet');
+    return step('5-metrics', async () => {
+      await wb.runCommand('Sandbox: Show Metrics');
+      const before = await wb.waitForWebviewText(metricsView.name, /\d/);
+      await wb.shot('5-metrics');
+      await wb.openFile('hello.py');
+      await wb.runCommand('Sandbox: Run in Sandbox'); // a run or a cache hit: either moves the numbers
+      await wb.runCommand('Sandbox: Show Metrics');
+      const afterRun = await wb.waitForWebviewText(metricsView.name, { test: (text) => text !== before && /\d/.test(text) });
+      await wb.shot('5-metrics-changed');
+      assert.notEqual(afterRun, before);
+    });
+  });
+});

@@ -3,27 +3,40 @@
  * sandbox server, `dist/server.js`); every run happens in that server, never in the extension host.
  */
 import * as vscode from 'vscode';
-import { metricsSummary } from './format';
 import { Runner } from './runner';
 import { SandboxServer } from './server';
 import { createStatusBar } from './statusBar';
-import { MetricsRequest, type RunUnitArgs } from '../server/protocol';
+import { registerMetricsView, showMetricsView, type MetricsViewProbe } from './metricsView';
+import { SandboxTesting, type TestingApi } from './testing';
+import type { RunUnitArgs } from '../server/protocol';
 
 let server: SandboxServer | undefined;
 
-export function activate(context: vscode.ExtensionContext): void {
+/** What `activate()` returns: a read-only probe the extension-host tests use (test/vscode/suite/metrics.test.cjs). */
+export interface SandboxRunnerApi {
+  metricsView: MetricsViewProbe;
+  /** The Test Explorer's tree and a run-all, for test/vscode/suite/testing.test.cjs (client/testing.ts). */
+  testing: TestingApi;
+}
+
+export function activate(context: vscode.ExtensionContext): SandboxRunnerApi {
   const log = vscode.window.createOutputChannel('Sandbox', { log: true });
   const output = vscode.window.createOutputChannel('Sandbox Output');
   const sandbox = new SandboxServer(context, log);
   server = sandbox;
   const runner = new Runner(sandbox, output, log);
+  const testing = new SandboxTesting(sandbox, log);
 
   const command = (id: string, handler: (...args: never[]) => unknown) =>
     context.subscriptions.push(vscode.commands.registerCommand(`sandbox.${id}`, handler));
 
-  context.subscriptions.push(log, output, runner, createStatusBar(sandbox));
+  context.subscriptions.push(log, output, runner, testing, createStatusBar(sandbox));
+  const metricsView = registerMetricsView(context, sandbox, (runId) => runner.revealRun(runId));
   command('run', (target?: vscode.Uri, selected?: vscode.Uri[]) => runner.run(target, selected));
-  command('runUnit', (args?: RunUnitArgs) => runner.runUnit(args));
+  // A test lens runs through the Test Explorer (its harness and its result marks); the rest through the runner.
+  command('runUnit', (args?: RunUnitArgs) =>
+    args?.kind === 'test' && args.name !== undefined ? testing.runOne(args.uri, args.name) : runner.runUnit(args),
+  );
   command('runWithInput', () => runner.runWithInput());
   command('rerunWithoutCache', () => runner.rerunWithoutCache());
   command('stop', () => runner.stop());
@@ -38,17 +51,9 @@ export function activate(context: vscode.ExtensionContext): void {
       void vscode.window.showErrorMessage(`The sandbox server could not be started: ${(e as Error).message}. See the "Sandbox" output.`);
     }
   });
-  command('showMetrics', async () => {
-    // The metrics webview view (issue 3) plugs in here: this command will reveal it. Until it exists, the
-    // same figures go to the log channel.
-    try {
-      const metrics = await sandbox.request((c) => c.sendRequest(MetricsRequest.type));
-      log.info(metricsSummary(metrics, sandbox.languages?.isolation));
-      log.show(true);
-    } catch (e) {
-      void vscode.window.showErrorMessage(`Reading the sandbox metrics failed: ${(e as Error).message}`);
-    }
-  });
+  // The status bar item runs this command too: both open the Sandbox container on the Metrics view.
+  command('showMetrics', () => showMetricsView());
+  command('runAllTests', () => testing.runAll());
 
   // Not awaited: activation ends at once; a command issued meanwhile waits for the client to be ready.
   sandbox.start().catch((e: unknown) => {
@@ -56,6 +61,7 @@ export function activate(context: vscode.ExtensionContext): void {
     log.error(`starting the sandbox server failed: ${(e as Error).message}`);
     void vscode.window.showErrorMessage('The sandbox server did not start. See the "Sandbox" output, then run "Sandbox: Restart Server".');
   });
+  return { metricsView, testing: testing.api };
 }
 
 export async function deactivate(): Promise<void> {

@@ -91,12 +91,8 @@ export class Runner implements vscode.Disposable {
         return this.runCode(args.language, args.code ?? '', `${name} (${args.language} block, line ${line})`, {});
       }
       case 'test':
-        // Not faked by running the whole file (which would only define the test): single tests need the test
-        // harness, which comes with the Test Explorer.
-        void vscode.window.showInformationMessage(
-          `Running the single test ${args.name ?? ''} is not available yet (it comes with the Test Explorer). "Run in Sandbox" runs the whole file.`,
-        );
-        return;
+        // Test lenses are handled by the Test Explorer (extension.ts); one without a name runs its file.
+        return this.runDocument(document, undefined, { language: args.language });
     }
   }
 
@@ -145,6 +141,15 @@ export class Runner implements vscode.Disposable {
     }
     for (const cts of this.running) cts.cancel();
     this.log.info(`stop requested for ${this.running.size} run(s)`);
+  }
+
+  /**
+   * A click on a recent run in the Metrics view. Every run's output and summary line are in the one "Sandbox
+   * Output" channel (there is no per-run section to jump to), so this shows that channel.
+   */
+  revealRun(runId: string): void {
+    this.log.info(`metrics view: showing the output, where run ${runId} was written`);
+    this.output.show(true);
   }
 
   async clearCache(): Promise<void> {

@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { constants as fsc, mkdtempSync, rmSync } from 'node:fs';
-import { copyFile, lstat, mkdir, mkdtemp, open, rename, rm, writeFile } from 'node:fs/promises';
+import { copyFile, lstat, mkdir, mkdtemp, open, rename, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { LRUCache } from 'lru-cache';
@@ -139,8 +139,9 @@ export class SandboxEngine {
     let result: ExecutionResult;
     try {
       const program = await this.program(params);
+      // A run with a workspace reads files the key cannot see: never cached (ExecuteParams.workspace).
       const key =
-        params.cache !== false
+        params.cache !== false && params.workspace === undefined
           ? cacheKey({
               language: program.runtime.id,
               // The whole command line, not just the binary: executorMap arguments change results too.
@@ -247,6 +248,7 @@ export class SandboxEngine {
       throw new Rejection(`unknown language "${params.language}"; known languages: ${known}`);
     }
     if (!runtime.available) throw new Rejection(`${runtime.id} is not available here: ${runtime.message}`);
+    if (params.workspace !== undefined) await checkWorkspace(params.workspace);
     const code = params.code ?? (await readProgramFile(params.file ?? ''));
     if (Buffer.byteLength(code) > MAX_CODE_BYTES) {
       throw new Rejection(`the program is larger than ${MAX_CODE_BYTES} bytes`);
@@ -483,6 +485,21 @@ export class SandboxEngine {
     });
     this.changed();
   }
+}
+
+/**
+ * A run's workspace must be an absolute path of an existing directory. In the `process` isolation mode that is all
+ * (the run can read it like any file of the server's user); the bubblewrap mode will bind it read-only.
+ */
+async function checkWorkspace(dir: string): Promise<void> {
+  if (!path.isAbsolute(dir)) throw new Rejection(`workspace must be an absolute path, got "${dir}"`);
+  let st;
+  try {
+    st = await stat(dir);
+  } catch {
+    throw new Rejection(`workspace ${dir} does not exist`);
+  }
+  if (!st.isDirectory()) throw new Rejection(`workspace ${dir} is not a directory`);
 }
 
 /** Reads a program from a path, refusing anything that is not a regular file of a sane size. */

@@ -24,14 +24,17 @@ import { SandboxEngine, type Logger } from './engine';
 import {
   ClearCacheRequest,
   ConfigureRequest,
+  DiscoverTestsRequest,
   ExecuteBatchRequest,
   ExecuteRequest,
   LanguagesRequest,
   MetricsChangedNotification,
   MetricsRequest,
   OutputNotification,
+  RunTestsRequest,
 } from './protocol';
-import { parseConfig, parseExecute, parseExecuteBatch } from './validation';
+import { discoverTests, interpretTestResults, planTestRuns } from './testRuns';
+import { parseConfig, parseDiscoverTests, parseExecute, parseExecuteBatch, parseRunTests } from './validation';
 
 const METRICS_INTERVAL_MS = 250; // sandbox/metricsChanged at most 4 times a second
 
@@ -109,6 +112,22 @@ connection.onRequest(ExecuteBatchRequest.type, async (params, token) => {
   const parsed = parseExecuteBatch(params);
   if (!parsed.ok) throw invalid(parsed.message);
   return ready().executeBatch(parsed.value.items, parsed.value.concurrency, abortOn(token), sendOutput);
+});
+
+connection.onRequest(DiscoverTestsRequest.type, (params) => {
+  const parsed = parseDiscoverTests(params);
+  if (!parsed.ok) throw invalid(parsed.message);
+  ready();
+  return { tests: discoverTests(parsed.value.languageId, parsed.value.text) };
+});
+
+// Test runs: each test through its harness (server/testRuns.ts), all of them as one batch through the pool.
+connection.onRequest(RunTestsRequest.type, async (params, token) => {
+  const parsed = parseRunTests(params);
+  if (!parsed.ok) throw invalid(parsed.message);
+  const plan = planTestRuns(parsed.value.items, parsed.value.limits);
+  const batch = await ready().executeBatch(plan.programs, parsed.value.concurrency, abortOn(token));
+  return { results: interpretTestResults(parsed.value.items, plan, batch.results), summary: batch.summary };
 });
 
 connection.onRequest(MetricsRequest.type, () => ready().metrics());

@@ -5,8 +5,8 @@
  *
  * Transport: JSON-RPC 2.0 over the server's stdio (LSP base protocol framing). The standard LSP lifecycle
  * (`initialize` with `initializationOptions: ServerConfig`, `initialized`, `shutdown`, `exit`) and the standard
- * `$/cancelRequest` apply: cancelling a `sandbox/execute` or `sandbox/executeBatch` kills the runs, which end
- * with status `cancelled`.
+ * `$/cancelRequest` apply: cancelling a `sandbox/execute`, `sandbox/executeBatch` or `sandbox/runTests` kills the
+ * runs, which end with status `cancelled`.
  *
  * This module is shared by client, server and CLI, so it imports nothing but vscode-jsonrpc's message types.
  */
@@ -66,6 +66,13 @@ export interface ExecuteParams {
   cache?: boolean;
   /** Optional client-chosen id, echoed in `sandbox/output` and the result; the server makes one if absent. */
   runId?: string;
+  /**
+   * An absolute path of an existing directory the program may read and import from (a test run needs its own file
+   * and that file's neighbours); anything else is `rejected`. A run with a workspace is NEVER cached: its result
+   * depends on files there that the cache key cannot see. In the `process` isolation mode nothing more is needed
+   * (the run can read the server user's files anyway); the bubblewrap mode will bind this directory read-only.
+   */
+  workspace?: string;
 }
 
 export interface ExecutionResult {
@@ -282,6 +289,89 @@ export interface RunUnitArgs {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// Test Explorer (client → server: `sandbox/discoverTests`, `sandbox/runTests`)
+
+export interface DiscoverTestsParams {
+  /** The document's URI (echoed nowhere; for the server's log and future use). */
+  uri: string;
+  /** VS Code's language id (`python`, `javascript`, `typescript`, `shellscript`) or the sandbox's own. */
+  languageId: string;
+  /** The document's text. */
+  text: string;
+}
+
+export interface DiscoveredTest {
+  /** What `sandbox/runTests` selects it by: `test_add`, `TestMath.test_add`, `outer > inner > adds`, `test_backup`. */
+  id: string;
+  /** The name's parts (`['outer', 'inner', 'adds']`), for a test tree. */
+  path: string[];
+  /** The last part of the path, for a label. */
+  name: string;
+  kind: RunUnitKind;
+  range: SourceRange;
+}
+
+export interface DiscoverTestsResult {
+  /** The tests of the document, in document order (no `file`/`main`/`block` units). */
+  tests: DiscoveredTest[];
+}
+
+/** One test to run: a test function (Python, shell) or a `test`/`describe` call (JS/TS) of a file on disk. */
+export interface TestRunItem {
+  /** The document's URI; echoed in the result. */
+  uri: string;
+  /** Absolute path of the test file (read from disk: save before running). */
+  file: string;
+  /** VS Code's language id or the sandbox's own (`python`, `javascript`, `typescript`, `shellscript`/`shell`). */
+  languageId: string;
+  /** A DiscoveredTest id. */
+  testId: string;
+  /** The directory the run may read and import from (ExecuteParams.workspace); default: the file's directory. */
+  workspace?: string;
+}
+
+export interface RunTestsParams {
+  items: TestRunItem[];
+  /** How many runs at once (default and maximum: the pool size). */
+  concurrency?: number;
+  /** Limits for every run; each missing field takes the server's default. */
+  limits?: Partial<Limits>;
+}
+
+/**
+ * A test's verdict: `passed`; `failed` (its assertion or code failed, it timed out or ran out of memory); `errored`
+ * (it could not be run: its file did not load, the test was not found, the sandbox refused it); `skipped` (marked
+ * skip/todo, or the run was cancelled).
+ */
+export type TestOutcome = 'passed' | 'failed' | 'errored' | 'skipped';
+
+export interface TestRunResult {
+  uri: string;
+  testId: string;
+  outcome: TestOutcome;
+  /** outcome === 'passed'. */
+  passed: boolean;
+  /** The test's own duration when its runner reports one (node:test), else its run's, in ms. */
+  durationMs: number;
+  /** Why it did not pass, in one or a few lines (an assertion's message, a traceback's last line). */
+  message?: string;
+  /** Where it failed, when the output names a place (1-based line and column, as server/traceback.ts gives). */
+  location?: { file?: string; line: number; column?: number; message: string };
+  /** The output of the test's run: for JS/TS, that of the whole file's run (all its tests ran together). */
+  output: string;
+  /** The run behind this test; absent when none was made (an unsupported language). JS/TS tests of one file
+   *  share one run. */
+  result?: ExecutionResult;
+}
+
+export interface RunTestsResult {
+  /** One per item, in the order of `items`. */
+  results: TestRunResult[];
+  /** Of the runs made (fewer than the items when JS/TS tests of one file shared a run). */
+  summary: BatchSummary;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // Requests (client → server)
 
 /** client → server: run one program. Cancellable with `$/cancelRequest`. */
@@ -320,6 +410,21 @@ export namespace ConfigureRequest {
   export const type = new RequestType<ServerConfig, { languages: LanguageInfo[] }, void>(method);
 }
 
+/** client → server: the tests of a document's text (server/discovery.ts); nothing runs. */
+export namespace DiscoverTestsRequest {
+  export const method = 'sandbox/discoverTests' as const;
+  export const type = new RequestType<DiscoverTestsParams, DiscoverTestsResult, void>(method);
+}
+
+/**
+ * client → server: run tests of files on disk through the pool, each through a small harness the server builds
+ * (server/testRuns.ts); one batch. Cancellable with `$/cancelRequest` (the runs are killed; their tests `skipped`).
+ */
+export namespace RunTestsRequest {
+  export const method = 'sandbox/runTests' as const;
+  export const type = new RequestType<RunTestsParams, RunTestsResult, void>(method);
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Notifications (server → client)
 
@@ -349,6 +454,8 @@ export const METHODS = [
   ClearCacheRequest.method,
   LanguagesRequest.method,
   ConfigureRequest.method,
+  DiscoverTestsRequest.method,
+  RunTestsRequest.method,
   OutputNotification.method,
   MetricsChangedNotification.method,
 ] as const;

@@ -3,7 +3,7 @@
  * (and never reaches the engine), so a malformed request can't crash the server or run with a surprise default.
  */
 import { z } from 'zod';
-import type { ExecuteBatchParams, ExecuteParams, ServerConfig } from './protocol';
+import type { DiscoverTestsParams, ExecuteBatchParams, ExecuteParams, RunTestsParams, ServerConfig } from './protocol';
 
 /** Size bounds checked before anything is spawned (hostile case 15: huge code, args, stdin). */
 export const MAX_CODE_BYTES = 2 * 1024 * 1024;
@@ -41,6 +41,8 @@ export const executeSchema = z
       .string()
       .regex(/^[\w.:-]{1,128}$/, { error: 'runId must be 1-128 letters, digits, or . _ : -' })
       .optional(),
+    // Checked further (absolute, an existing directory) by the engine, which can look at the disk.
+    workspace: z.string().min(1, { error: 'workspace must not be empty' }).max(4096).optional(),
   })
   .strict()
   .refine((p) => (p.code === undefined) !== (p.file === undefined), {
@@ -52,6 +54,34 @@ export const executeBatchSchema = z
     // Items are checked one by one later, so that one bad item is that item's `rejected`, not the batch's error.
     items: z.array(z.unknown()).max(MAX_BATCH_ITEMS, { error: `a batch holds at most ${MAX_BATCH_ITEMS} items` }),
     concurrency: positiveInt('concurrency', 4096).optional(),
+  })
+  .strict();
+
+export const discoverTestsSchema = z
+  .object({
+    uri: z.string().max(8192),
+    languageId: z.string().max(64),
+    text: z.string().max(MAX_CODE_BYTES, { error: `text must be at most ${MAX_CODE_BYTES} characters` }),
+  })
+  .strict();
+
+export const runTestsSchema = z
+  .object({
+    items: z
+      .array(
+        z
+          .object({
+            uri: z.string().max(8192),
+            file: z.string().min(1, { error: 'file must not be empty' }).max(4096),
+            languageId: z.string().min(1).max(64),
+            testId: z.string().min(1, { error: 'testId must not be empty' }).max(4096),
+            workspace: z.string().min(1).max(4096).optional(),
+          })
+          .strict(),
+      )
+      .max(MAX_BATCH_ITEMS, { error: `at most ${MAX_BATCH_ITEMS} tests at once` }),
+    concurrency: positiveInt('concurrency', 4096).optional(),
+    limits: limitsSchema.optional(),
   })
   .strict();
 
@@ -107,4 +137,6 @@ function parse<T>(schema: z.ZodType, value: unknown): Parsed<T> {
 export const parseExecute = (v: unknown): Parsed<ExecuteParams> => parse(executeSchema, v);
 export const parseExecuteBatch = (v: unknown): Parsed<ExecuteBatchParams & { items: unknown[] }> =>
   parse(executeBatchSchema, v);
+export const parseDiscoverTests = (v: unknown): Parsed<DiscoverTestsParams> => parse(discoverTestsSchema, v);
+export const parseRunTests = (v: unknown): Parsed<RunTestsParams> => parse(runTestsSchema, v);
 export const parseConfig = (v: unknown): Parsed<ServerConfig> => parse(configSchema, v ?? {});

@@ -146,15 +146,33 @@ describe('Sandbox Runner in a real VS Code (code-server + Chromium)', { timeout:
   it('shows live numbers in the Metrics view', (t) => {
     if (!metricsView) return t.skip('the extension contributes no metrics webview view yet');
     return step('5-metrics', async () => {
-      await wb.runCommand('Sandbox: Show Metrics');
-      const before = await wb.waitForWebviewText(metricsView.name, /\d/);
+      // The number of runs, as the view's first tile shows it ("Runs" then the number).
+      const runsShown = (text) => Number(/\bRuns\s+(\d+)/.exec(text)?.[1] ?? NaN);
+      await wb.runCommand('Sandbox: Show Metrics'); // opens the Sandbox container on the Metrics view
+      const before = runsShown(await wb.waitForWebviewText(metricsView.name, { test: (text) => Number.isFinite(runsShown(text)) }));
       await wb.shot('5-metrics');
-      await wb.openFile('hello.py');
-      await wb.runCommand('Sandbox: Run in Sandbox'); // a run or a cache hit: either moves the numbers
-      await wb.runCommand('Sandbox: Show Metrics');
-      const afterRun = await wb.waitForWebviewText(metricsView.name, { test: (text) => text !== before && /\d/.test(text) });
+      // Focus is in the webview now: back to the editor, then run; the view stays open in the side bar.
+      // hello.py is among Quick Open's "recently opened" rows before the filter applies: wait until it is the
+      // focused row before Enter (wb.openFile presses Enter once any row shows the name, and opens the wrong file).
+      await wb.runCommand('View: Focus Active Editor Group');
+      await wb.page.keyboard.press('Control+P');
+      await wb.quickInput.waitFor({ state: 'visible', timeout: 10_000 });
+      await wb.quickInput.fill('hello.py');
+      await wb.page.locator('.quick-input-widget .monaco-list-row.focused', { hasText: 'hello.py' }).waitFor({ timeout: 15_000 });
+      await wb.page.keyboard.press('Enter');
+      await wb.page.locator('.tabs-container .tab.active', { hasText: 'hello.py' }).waitFor({ timeout: 15_000 });
+      await wb.page.locator('.editor-instance .monaco-editor .view-lines').first().click();
+      await wb.runCommand('Sandbox: Run in Sandbox'); // a run or a cache hit: either counts
+      const afterRun = await wb.waitForWebviewText(metricsView.name, { test: (text) => runsShown(text) > before });
       await wb.shot('5-metrics-changed');
-      assert.notEqual(afterRun, before);
+      assert.ok(runsShown(afterRun) > before, `runs ${before} → ${runsShown(afterRun)}`);
+      assert.match(afterRun, /RECENT RUNS[\s\S]*python\s+ok/i);
+      // A click on the newest run reveals the program output.
+      await wb.runCommand('View: Hide Panel');
+      await wb.page.locator('.part.panel .output-view').waitFor({ state: 'hidden', timeout: 10_000 });
+      await wb.webview().locator('#recent-runs button').first().click();
+      await wb.waitForOutput(/\[sandbox\] hello\.py: ok/, { timeoutMs: 10_000 });
+      await wb.shot('5-metrics-run-revealed');
     });
   });
 });

@@ -11,36 +11,20 @@ import { after, before, describe, it } from 'node:test';
 import {
   PROJECT_ROOT, installVsix, launchBrowser, makeProfile, readTail, startCodeServer, stopOnSignals,
 } from '../vscode/server.mjs';
-import { Workbench } from './workbench.mjs';
+import { Workbench, findVsix, stepper, escapeRe } from './workbench.mjs';
 
 const WORKSPACE = path.join(PROJECT_ROOT, 'test/fixtures/workspace');
 const RESULTS = path.join(PROJECT_ROOT, 'test-results');
 const FROM_SOURCE = process.env.SANDBOX_E2E_FROM_SOURCE === '1';
-const escapeRe = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
-function findVsix() {
-  if (process.env.SANDBOX_VSIX) return path.resolve(process.env.SANDBOX_VSIX);
-  return fs.readdirSync(PROJECT_ROOT).filter((f) => f.endsWith('.vsix'))
-    .map((f) => path.join(PROJECT_ROOT, f))
-    .sort((a, b) => fs.statSync(b).mtimeMs - fs.statSync(a).mtimeMs)[0];
-}
 
 let server;
 let browser;
 /** @type {Workbench} */
 let wb;
 const pageLog = [];
-let failed = false;
-
-async function step(name, body) {
-  try {
-    await body();
-  } catch (e) {
-    failed = true;
-    await wb?.shot(`${name}-FAILED`).catch(() => {});
-    throw e;
-  }
-}
+const steps = stepper(() => wb);
+const step = steps.step;
 
 /** A notification toast showing `text` (a string or a RegExp), once it has faded in (so a screenshot shows it whole). */
 const toast = (text) => wb.page.locator('.notifications-toasts .notification-toast.notification-fade-in-done',
@@ -103,7 +87,7 @@ describe('Sandbox Runner in a real VS Code: input, failures, cache, explorer bat
     const profile = makeProfile({ settings: { 'testing.automaticallyOpenPeekView': 'never' } });
     let query = `?folder=${encodeURIComponent(WORKSPACE)}`;
     if (!FROM_SOURCE) {
-      const vsix = findVsix();
+      const vsix = findVsix(PROJECT_ROOT);
       assert.ok(vsix && fs.existsSync(vsix), 'no .vsix to install: run "npm run package" (or set SANDBOX_VSIX, or SANDBOX_E2E_FROM_SOURCE=1)');
       console.log(`[e2e] ${path.basename(vsix)}: ${(await installVsix(profile, vsix)).split('\n').at(-1)}`);
     }
@@ -121,7 +105,7 @@ describe('Sandbox Runner in a real VS Code: input, failures, cache, explorer bat
   });
 
   after(async () => {
-    if (failed && server) {
+    if (steps.failed && server) {
       console.log(`----- workbench console (last 40)\n${pageLog.slice(-40).join('\n')}`);
       console.log(`----- extension host logs\n${server.extensionHostLogs()}`);
       console.log(`----- code-server log\n${readTail(server.profile.serverLog, 3_000)}`);

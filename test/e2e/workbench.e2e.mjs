@@ -15,7 +15,7 @@ import { after, before, describe, it } from 'node:test';
 import {
   PROJECT_ROOT, installVsix, launchBrowser, makeProfile, readTail, startCodeServer, stopOnSignals,
 } from '../vscode/server.mjs';
-import { Workbench } from './workbench.mjs';
+import { Workbench, findVsix, stepper } from './workbench.mjs';
 
 const WORKSPACE = path.join(PROJECT_ROOT, 'test/fixtures/workspace');
 const RESULTS = path.join(PROJECT_ROOT, 'test-results');
@@ -31,30 +31,14 @@ function paletteTitle(pattern) {
 const RUN_ALL_TESTS = paletteTitle(/^Run All Tests/);
 const metricsView = Object.values(contributes.views ?? {}).flat().find((v) => v.type === 'webview' && /metric/i.test(`${v.id} ${v.name}`));
 
-function findVsix() {
-  if (process.env.SANDBOX_VSIX) return path.resolve(process.env.SANDBOX_VSIX);
-  return fs.readdirSync(PROJECT_ROOT).filter((f) => f.endsWith('.vsix'))
-    .map((f) => path.join(PROJECT_ROOT, f))
-    .sort((a, b) => fs.statSync(b).mtimeMs - fs.statSync(a).mtimeMs)[0];
-}
 
 let server;
 let browser;
 /** @type {Workbench} */
 let wb;
 const pageLog = [];
-let failed = false;
-
-/** Runs a step; on failure leaves test-results/e2e-<name>-FAILED.png and marks the run for the log dump. */
-async function step(name, body) {
-  try {
-    await body();
-  } catch (e) {
-    failed = true;
-    await wb?.shot(`${name}-FAILED`).catch(() => {});
-    throw e;
-  }
-}
+const steps = stepper(() => wb);
+const step = steps.step;
 
 describe('Sandbox Runner in a real VS Code (code-server + Chromium)', { timeout: 600_000 }, () => {
   before(async () => {
@@ -68,7 +52,7 @@ describe('Sandbox Runner in a real VS Code (code-server + Chromium)', { timeout:
     if (FROM_SOURCE) {
       console.log(`[e2e] extension loaded from source: ${PROJECT_ROOT}`);
     } else {
-      const vsix = findVsix();
+      const vsix = findVsix(PROJECT_ROOT);
       assert.ok(vsix && fs.existsSync(vsix), 'no .vsix to install: run "npm run package" (or set SANDBOX_VSIX, or SANDBOX_E2E_FROM_SOURCE=1)');
       console.log(`[e2e] ${path.basename(vsix)}: ${(await installVsix(profile, vsix)).split('\n').at(-1)}`);
     }
@@ -87,7 +71,7 @@ describe('Sandbox Runner in a real VS Code (code-server + Chromium)', { timeout:
   });
 
   after(async () => {
-    if (failed && server) {
+    if (steps.failed && server) {
       console.log(`----- workbench console (last 40)\n${pageLog.slice(-40).join('\n')}`);
       console.log(`----- extension host logs\n${server.extensionHostLogs()}`);
       console.log(`----- code-server log\n${readTail(server.profile.serverLog, 3_000)}`);

@@ -3,8 +3,37 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
-const escapeRe = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+export const escapeRe = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 const nbsp = (s) => s.replace(/\u00a0/g, ' ');
+
+/** The newest .vsix in `root` (or $SANDBOX_VSIX): what `npm run package` made. */
+export function findVsix(root) {
+  if (process.env.SANDBOX_VSIX) return path.resolve(process.env.SANDBOX_VSIX);
+  return fs.readdirSync(root).filter((f) => f.endsWith('.vsix'))
+    .map((f) => path.join(root, f))
+    .sort((a, b) => fs.statSync(b).mtimeMs - fs.statSync(a).mtimeMs)[0];
+}
+
+/**
+ * The steps of an e2e file: a failing step leaves test-results/e2e-<name>-FAILED.png and sets `failed` (the after
+ * hook then dumps the logs).
+ */
+export function stepper(getWorkbench) {
+  const steps = {
+    failed: false,
+    async step(name, body) {
+      try {
+        await body();
+      } catch (e) {
+        steps.failed = true;
+        await getWorkbench()?.shot(`${name}-FAILED`).catch(() => {});
+        throw e;
+      }
+    },
+  };
+  return steps;
+}
+
 
 export class Workbench {
   /** @param {import('playwright-core').Page} page @param {string} resultsDir */

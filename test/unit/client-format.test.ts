@@ -9,6 +9,7 @@ import {
   summaryLine,
 } from '../../client/format';
 import { STATUSES, type ExecutionResult, type Metrics } from '../../server/protocol';
+import { sampleMetrics } from '../helpers/metrics';
 
 function result(over: Partial<ExecutionResult> = {}): ExecutionResult {
   return {
@@ -31,21 +32,13 @@ function result(over: Partial<ExecutionResult> = {}): ExecutionResult {
   };
 }
 
-const metrics: Metrics = {
-  uptimeMs: 61_000,
-  runsTotal: 4,
-  runsByStatus: { ...Object.fromEntries(STATUSES.map((s) => [s, 0])), ok: 3, timeout: 1 } as Metrics['runsByStatus'],
-  durationMs: { avg: 40, p50: 30, p95: 90, max: 100 },
-  runsPerMinute: 4,
-  peakConcurrency: 2,
-  peakMemoryBytes: 20 * 1024 * 1024,
-  queueLength: 0,
+const metrics: Metrics = sampleMetrics({
   pool: { size: 4, busy: 1, idle: 3, queued: 0, queueLimit: 256 },
   workers: [{ id: 'w1', busy: true, runs: 4, failures: 1, busyMs: 160, utilisation: 0.25 }],
   cache: { enabled: true, hits: 1, misses: 3, hitRate: 0.25, entries: 3, bytes: 1024, evictions: 0, maxEntries: 500, maxBytes: 67108864, ttlMs: 600000 },
   recentRuns: [{ runId: 'r4', language: 'python', status: 'timeout', durationMs: 100, cpuMs: 1, peakMemoryBytes: 1048576, cached: false, workerId: 'w1', finishedAt: 0 }],
   server: { pid: 42, rssBytes: 50 * 1024 * 1024, heapUsedBytes: 1 },
-};
+});
 
 describe('summaryLine', () => {
   it('names verdict, exit, time, CPU, peak memory, cache and isolation', () => {

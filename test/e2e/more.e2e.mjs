@@ -5,26 +5,16 @@
 // code-server, so its cache and counters start empty. Every wait is on what the page shows; screenshots go to
 // test-results/e2e-6-… to e2e-12-….
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import {
-  PROJECT_ROOT, installVsix, launchBrowser, makeProfile, readTail, startCodeServer, stopOnSignals,
-} from '../vscode/server.mjs';
-import { Workbench, findVsix, stepper, escapeRe } from './workbench.mjs';
-
-const WORKSPACE = path.join(PROJECT_ROOT, 'test/fixtures/workspace');
-const RESULTS = path.join(PROJECT_ROOT, 'test-results');
-const FROM_SOURCE = process.env.SANDBOX_E2E_FROM_SOURCE === '1';
+import { escapeRe } from './workbench.mjs';
+import { e2eSession } from './session.mjs';
 
 
-let server;
-let browser;
-/** @type {Workbench} */
+
+const session = e2eSession();
+const step = session.steps.step;
+/** @type {import('./workbench.mjs').Workbench} */
 let wb;
-const pageLog = [];
-const steps = stepper(() => wb);
-const step = steps.step;
 
 /** A notification toast showing `text` (a string or a RegExp), once it has faded in (so a screenshot shows it whole). */
 const toast = (text) => wb.page.locator('.notifications-toasts .notification-toast.notification-fade-in-done',
@@ -84,36 +74,15 @@ async function pickMenuItem(label) {
 
 describe('Sandbox Runner in a real VS Code: input, failures, cache, explorer batch, status bar, restart', { timeout: 300_000 }, () => {
   before(async () => {
-    const profile = makeProfile({ settings: { 'testing.automaticallyOpenPeekView': 'never' } });
-    let query = `?folder=${encodeURIComponent(WORKSPACE)}`;
-    if (!FROM_SOURCE) {
-      const vsix = findVsix(PROJECT_ROOT);
-      assert.ok(vsix && fs.existsSync(vsix), 'no .vsix to install: run "npm run package" (or set SANDBOX_VSIX, or SANDBOX_E2E_FROM_SOURCE=1)');
-      console.log(`[e2e] ${path.basename(vsix)}: ${(await installVsix(profile, vsix)).split('\n').at(-1)}`);
-    }
-    server = await startCodeServer({ profile });
-    stopOnSignals(server.stop);
-    if (FROM_SOURCE) {
-      const payload = [['extensionDevelopmentPath', `vscode-remote://${server.authority}${PROJECT_ROOT}`]];
-      query += `&payload=${encodeURIComponent(JSON.stringify(payload))}`;
-    }
-    browser = await launchBrowser();
-    browser.page.on('pageerror', (e) => pageLog.push(`[pageerror] ${e.message}`));
-    browser.page.on('console', (m) => pageLog.push(`[${m.type()}] ${m.text()}`));
-    wb = new Workbench(browser.page, RESULTS);
-    await step('6-workbench', () => wb.open(`${server.url}${query}`, { expectFile: 'shout.py' }));
+    await session.open({
+      settings: { 'testing.automaticallyOpenPeekView': 'never' },
+      first: '6',
+      expectFile: 'shout.py',
+    });
+    wb = session.wb;
   });
 
-  after(async () => {
-    if (steps.failed && server) {
-      console.log(`----- workbench console (last 40)\n${pageLog.slice(-40).join('\n')}`);
-      console.log(`----- extension host logs\n${server.extensionHostLogs()}`);
-      console.log(`----- code-server log\n${readTail(server.profile.serverLog, 3_000)}`);
-    }
-    await browser?.close();
-    await server?.stop();
-    if (server) fs.rmSync(server.profile.dir, { recursive: true, force: true });
-  });
+  after(() => session.close());
 
   it('runs a program with a line typed into the input box as its stdin', () => step('6-input', async () => {
     await wb.openFile('shout.py');

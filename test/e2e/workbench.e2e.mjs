@@ -12,14 +12,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import {
-  PROJECT_ROOT, installVsix, launchBrowser, makeProfile, readTail, startCodeServer, stopOnSignals,
-} from '../vscode/server.mjs';
-import { Workbench, findVsix, stepper } from './workbench.mjs';
+import { PROJECT_ROOT } from '../vscode/server.mjs';
+import { e2eSession } from './session.mjs';
 
-const WORKSPACE = path.join(PROJECT_ROOT, 'test/fixtures/workspace');
-const RESULTS = path.join(PROJECT_ROOT, 'test-results');
-const FROM_SOURCE = process.env.SANDBOX_E2E_FROM_SOURCE === '1';
 const manifest = JSON.parse(fs.readFileSync(path.join(PROJECT_ROOT, 'package.json'), 'utf8'));
 const contributes = manifest.contributes ?? {};
 
@@ -32,54 +27,26 @@ const RUN_ALL_TESTS = paletteTitle(/^Run All Tests/);
 const metricsView = Object.values(contributes.views ?? {}).flat().find((v) => v.type === 'webview' && /metric/i.test(`${v.id} ${v.name}`));
 
 
-let server;
-let browser;
-/** @type {Workbench} */
+const session = e2eSession();
+const step = session.steps.step;
+/** @type {import('./workbench.mjs').Workbench} */
 let wb;
-const pageLog = [];
-const steps = stepper(() => wb);
-const step = steps.step;
 
 describe('Sandbox Runner in a real VS Code (code-server + Chromium)', { timeout: 600_000 }, () => {
   before(async () => {
-    const profile = makeProfile({
+    await session.open({
       settings: {
         'sandbox.limits.timeoutMs': 60_000, // the Stop step must be what ends sleep_forever.py
         'testing.automaticallyOpenPeekView': 'never',
       },
+      first: '0',
+      expectFile: 'hello.py',
     });
-    let query = `?folder=${encodeURIComponent(WORKSPACE)}`;
-    if (FROM_SOURCE) {
-      console.log(`[e2e] extension loaded from source: ${PROJECT_ROOT}`);
-    } else {
-      const vsix = findVsix(PROJECT_ROOT);
-      assert.ok(vsix && fs.existsSync(vsix), 'no .vsix to install: run "npm run package" (or set SANDBOX_VSIX, or SANDBOX_E2E_FROM_SOURCE=1)');
-      console.log(`[e2e] ${path.basename(vsix)}: ${(await installVsix(profile, vsix)).split('\n').at(-1)}`);
-    }
-    server = await startCodeServer({ profile });
-    stopOnSignals(server.stop);
-    if (FROM_SOURCE) {
-      const payload = [['extensionDevelopmentPath', `vscode-remote://${server.authority}${PROJECT_ROOT}`]];
-      query += `&payload=${encodeURIComponent(JSON.stringify(payload))}`;
-    }
-    browser = await launchBrowser();
-    browser.page.on('pageerror', (e) => pageLog.push(`[pageerror] ${e.message}`));
-    browser.page.on('console', (m) => pageLog.push(`[${m.type()}] ${m.text()}`));
-    wb = new Workbench(browser.page, RESULTS);
-    await step('0-workbench', () => wb.open(`${server.url}${query}`, { expectFile: 'hello.py' }));
+    wb = session.wb;
     await wb.shot('0-workbench');
   });
 
-  after(async () => {
-    if (steps.failed && server) {
-      console.log(`----- workbench console (last 40)\n${pageLog.slice(-40).join('\n')}`);
-      console.log(`----- extension host logs\n${server.extensionHostLogs()}`);
-      console.log(`----- code-server log\n${readTail(server.profile.serverLog, 3_000)}`);
-    }
-    await browser?.close();
-    await server?.stop();
-    if (server) fs.rmSync(server.profile.dir, { recursive: true, force: true });
-  });
+  after(() => session.close());
 
   it('runs a Python file from the command palette and shows the verdict in the Output panel', () => step('1-run', async () => {
     await wb.openFile('hello.py');

@@ -109,32 +109,6 @@ export function statusBarTooltip(metrics: Pick<Metrics, 'pool' | 'cache'> | unde
   return lines.join('\n');
 }
 
-/** A plain-text metrics summary for the log (the metrics view will show the same figures live). */
-export function metricsSummary(m: Metrics, isolation?: IsolationMode): string {
-  const byStatus = Object.entries(m.runsByStatus)
-    .filter(([, n]) => n > 0)
-    .map(([s, n]) => `${s} ${n}`)
-    .join(', ');
-  const lines = [
-    `Sandbox metrics (uptime ${Math.round(m.uptimeMs / 1000)} s${isolation ? `, isolation ${isolation}` : ''})`,
-    `  runs: ${m.runsTotal}${byStatus ? ` (${byStatus})` : ''}, ${m.runsPerMinute} in the last minute, peak concurrency ${m.peakConcurrency}`,
-    `  latency: p50 ${ms(m.durationMs.p50)}, p95 ${ms(m.durationMs.p95)}, max ${ms(m.durationMs.max)}, avg ${ms(m.durationMs.avg)}`,
-    `  pool: ${m.pool.busy}/${m.pool.size} busy, ${m.pool.queued} queued (limit ${m.pool.queueLimit})`,
-    ...m.workers.map((w) => `    ${w.id}: ${w.busy ? 'busy' : 'idle'}, ${w.runs} runs, ${w.failures} failed, utilisation ${percent(w.utilisation)}`),
-    m.cache.enabled
-      ? `  cache: hit rate ${percent(m.cache.hitRate)} (${m.cache.hits} hits, ${m.cache.misses} misses), ${m.cache.entries}/${m.cache.maxEntries} entries, ${mib(m.cache.bytes)} of ${mib(m.cache.maxBytes)}, ${m.cache.evictions} evictions`
-      : '  cache: off',
-    `  peak memory of a run: ${mib(m.peakMemoryBytes)}; server: pid ${m.server.pid}, rss ${mib(m.server.rssBytes)}`,
-  ];
-  if (m.recentRuns.length > 0) {
-    lines.push('  recent runs (newest first):');
-    for (const r of m.recentRuns.slice(0, 10)) {
-      lines.push(`    ${r.runId} ${r.language} ${r.status} ${ms(r.durationMs)} peak ${mib(r.peakMemoryBytes)}${r.cached ? ' cached' : ''}`);
-    }
-  }
-  return lines.join('\n');
-}
-
 /** The closing line of a batch, e.g. `[sandbox] batch: 3 runs · 2 ok · 1 failed (timeout 1) · 1 cached · 812 ms`. */
 export function batchSummaryLine(result: ExecuteBatchResult): string {
   const s = result.summary;

@@ -2,7 +2,6 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   batchSummaryLine,
-  metricsSummary,
   runNotification,
   statusBarText,
   statusBarTooltip,
@@ -117,17 +116,7 @@ describe('status bar', () => {
   });
 });
 
-describe('metricsSummary and batchSummaryLine', () => {
-  it('summarises runs, latency, pool, workers, cache and recent runs', () => {
-    const text = metricsSummary(metrics, 'process');
-    assert.match(text, /runs: 4 \(ok 3, timeout 1\)/);
-    assert.match(text, /p50 30 ms, p95 90 ms/);
-    assert.match(text, /pool: 1\/4 busy/);
-    assert.match(text, /w1: busy, 4 runs, 1 failed, utilisation 25%/);
-    assert.match(text, /hit rate 25% \(1 hits, 3 misses\)/);
-    assert.match(text, /r4 python timeout 100 ms/);
-  });
-
+describe('batchSummaryLine', () => {
   it('closes a batch with totals and the failing verdicts', () => {
     const line = batchSummaryLine({
       results: [],

@@ -40,13 +40,45 @@ export const UNCACHEABLE_STATUSES: ReadonlySet<RunStatus> = new Set<RunStatus>([
 /** How a run was isolated. `process`: a plain child process with rlimits; `bwrap`: bubblewrap namespaces. */
 export type IsolationMode = 'process' | 'bwrap';
 
+/** The isolation setting: `auto` picks `bwrap` where it is installed and works, else `process` (with a warning). */
+export type IsolationSetting = 'auto' | 'bwrap' | 'process';
+
+/** Severity of a security-scan finding (the scan runs before every run; see ServerConfig.scanPolicy). */
+export type FindingSeverity = 'info' | 'warning' | 'error';
+
+/** One risky operation the static security scan found in a program. */
+export interface Finding {
+  /** Stable rule id, e.g. `network`, `subprocess`, `file-outside-workdir`, `dynamic-eval`, `native-code`,
+   *  `unbounded-recursion`. */
+  ruleId: string;
+  /** One sentence: what the code does and why it matters in a sandbox. */
+  message: string;
+  /** 1-based line of the program where it was found. */
+  line: number;
+  /** 1-based column, where known. */
+  column?: number;
+  severity: FindingSeverity;
+}
+
 export interface Limits {
-  /** Wall-clock limit; the whole process tree is killed when it passes. */
+  /** Wall-clock limit; the whole sandbox (every process of the run) is killed when it passes. */
   timeoutMs: number;
-  /** Memory limit in MiB (address-space rlimit for native runtimes, V8 heap for node, RSS watchdog for all). */
+  /** CPU time (user + system) of the program, RLIMIT_CPU, in ms (rounded up to whole seconds by the kernel). */
+  cpuMs: number;
+  /** Memory limit in MiB: the run's memory cgroup where one is writable, else RLIMIT_AS for native runtimes and
+   *  `--max-old-space-size` for node; an RSS watchdog backs both. */
   memoryMb: number;
   /** Cap per stream (stdout, stderr), in bytes. Passing it ends the run with `output_limit`. */
   outputBytes: number;
+  /** Most processes and threads the run may have at once (pids cgroup where writable; RLIMIT_NPROC otherwise,
+   *  which does not hold for root). */
+  processes: number;
+  /** Largest file the program may write, in MiB (RLIMIT_FSIZE). */
+  fileSizeMb: number;
+  /** Most open file descriptors per process (RLIMIT_NOFILE). */
+  openFiles: number;
+  /** Size of the run's writable work dir and /tmp (each a tmpfs in the bwrap mode), in MiB. */
+  diskMb: number;
 }
 
 export interface ExecuteParams {
@@ -98,8 +130,12 @@ export interface ExecutionResult {
   /** The pool worker that ran it, or null when it never reached one (cache hit, rejection). */
   workerId: string | null;
   isolation: IsolationMode;
+  /** What the security scan found in the program (empty when nothing, or when the scan is off). */
+  findings: Finding[];
   /** Human-readable explanation; always present on `rejected`, `internal_error` and `compile_error`. */
   message?: string;
+  /** On a `rejected` result from the rate limit: how long to wait before the next request will be accepted. */
+  retryAfterMs?: number;
 }
 
 export interface ExecuteBatchParams {
@@ -211,6 +247,46 @@ export interface LanguageInfo {
 export interface LanguagesResult {
   languages: LanguageInfo[];
   isolation: IsolationMode;
+  /** How the sandbox is put together on this machine, and why. */
+  sandbox: SandboxInfo;
+}
+
+/** What the server found on this machine and uses for every run. */
+export interface SandboxInfo {
+  isolation: IsolationMode;
+  /** Why this mode: e.g. `bubblewrap 0.8.0 works` or `bwrap was not found on PATH`. */
+  reason: string;
+  /** The bwrap binary in use, in the bwrap mode. */
+  bwrap: string | null;
+  /** Which cgroup version holds the memory and pids limits, or null when none is writable (rlimits only). */
+  cgroup: 'v1' | 'v2' | null;
+  /** Which defence holds each limit, e.g. `{ memory: 'memory cgroup', processes: 'pids cgroup' }`. */
+  enforcement: Record<'memory' | 'processes' | 'cpu' | 'wall' | 'disk', string>;
+  /** The ceilings a request's limits may be raised to. */
+  maxLimits: Limits;
+}
+
+/** One line of the audit log (JSON Lines, append-only): one record per run, cached or not. */
+export interface AuditRecord {
+  /** ISO 8601 time the run finished. */
+  ts: string;
+  runId: string;
+  /** Who asked: the client's name and version from `initialize` (`clientInfo`), and its process id. */
+  client: string;
+  language: string;
+  /** sha256 of the program text (hex); the text itself only with `audit.includeCode`. */
+  codeSha256: string;
+  code?: string;
+  limits: Limits | null;
+  isolation: IsolationMode;
+  status: RunStatus;
+  durationMs: number;
+  cpuMs: number;
+  peakMemoryBytes: number;
+  cached: boolean;
+  /** Rule ids of the security scan's findings. */
+  findings: string[];
+  message?: string;
 }
 
 /** A user-supplied runtime, like Code Runner's executorMap. `command` is looked up on PATH once at start. */
@@ -238,6 +314,30 @@ export interface ServerConfig {
   executorMap?: Record<string, ExecutorOverride>;
   /** Answer `textDocument/codeLens` with "Run in Sandbox" lenses (default true); `false` answers no lenses. */
   codeLens?: boolean;
+  /** How runs are isolated (default `auto`: bubblewrap when it works here). Read at start only. */
+  isolation?: IsolationSetting;
+  /** The most a request (or `limits`) may raise each limit to; a request above it is `rejected`. */
+  maxLimits?: Partial<Limits>;
+  /** The security scan: `warn` (default) reports findings, `block` rejects a run that has any `warning` or
+   *  `error` finding (`info` hints never block), `off` skips the scan. */
+  scanPolicy?: 'off' | 'warn' | 'block';
+  audit?: AuditConfig;
+  /** Token bucket per connection: `perSecond` requests refill, `burst` at once; batch items count one by one.
+   *  `perSecond: 0` turns it off. */
+  rateLimit?: { perSecond?: number; burst?: number };
+}
+
+export interface AuditConfig {
+  /** Write the audit log (default true). */
+  enabled?: boolean;
+  /** The log file (default `$XDG_STATE_HOME/sandbox-runner/audit.jsonl`, i.e. `~/.local/state/…`). */
+  path?: string;
+  /** Rotate when the file passes this size (default 10 MiB); `audit.jsonl.1` … are kept. */
+  maxBytes?: number;
+  /** How many rotated files to keep (default 3). */
+  maxFiles?: number;
+  /** Also record the program text (default false: only its sha256). */
+  includeCode?: boolean;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

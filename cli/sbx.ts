@@ -5,12 +5,14 @@
  *   sbx run FILE [--lang L] [--stdin FILE|-] [--timeout MS] [--memory MB] [--no-cache] [--json]
  *   sbx batch PATH_OR_GLOB... [--concurrency N] [--timeout MS] [--memory MB] [--no-cache] [--json]
  *   sbx languages [--json]
+ *   sbx audit [--file PATH] [--tail N] [--json]     (reads the audit log's file; starts no server)
  *   global: --config FILE, --verbose, --version, --help
  *
  * Bad input is one sentence on stderr and exit 2; see cli/format.ts for the exit codes of `run`.
  */
 import { Command, CommanderError, Option } from 'commander';
 import { version } from '../package.json';
+import { auditCommand, type AuditOptions } from './audit';
 import { batchCommand, type BatchOptions } from './batch';
 import { CliError, EXIT, messageOf } from './errors';
 import { languagesCommand } from './languages';
@@ -77,6 +79,21 @@ function buildProgram(setExitCode: (code: number) => void): Command {
     .option('--json', 'print the LanguagesResult as JSON')
     .action(async (opts: { json?: boolean }, cmd: Command) => {
       setExitCode(await languagesCommand(opts, globalsOf(cmd)));
+    });
+
+  program
+    .command('audit')
+    .description('show the audit log, one record per finished run: the whole current file, or the last N records with --tail')
+    .option('--file <path>', 'the audit log (default: audit.path of --config, else sandbox-runner/audit.jsonl in $XDG_STATE_HOME or ~/.local/state)')
+    .addOption(
+      new Option('--tail <n>', 'only the last N records, reaching into rotated files when needed').argParser(
+        positiveInt('--tail', 'records'),
+      ),
+    )
+    .option('--json', 'print the records as a JSON array')
+    .addHelpText('after', '\nExit code: 0 when the log was read, 1 when there is none (or it cannot be read).')
+    .action((opts: AuditOptions, cmd: Command) => {
+      setExitCode(auditCommand(opts, globalsOf(cmd)));
     });
 
   return program;

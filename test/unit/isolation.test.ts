@@ -1,0 +1,136 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { BOX_LAUNCHER, BOX_WORK, SANDBOX_UID, bwrapArgs, readHostLayout, runtimeRoot, type BwrapRun, type HostLayout } from '../../server/isolation';
+
+const layout: HostLayout = {
+  links: [
+    { path: '/bin', target: 'usr/bin' },
+    { path: '/lib64', target: 'usr/lib64' },
+  ],
+  dirs: ['/usr'],
+  etc: ['/etc/ld.so.cache'],
+  passwd: '/state/passwd',
+  group: '/state/group',
+};
+
+function run(over: Partial<BwrapRun> = {}): BwrapRun {
+  return {
+    bwrap: '/usr/bin/bwrap',
+    layout,
+    launcher: '/ext/dist/sbx-launch',
+    runtimeRoots: ['/root/.pyenv/versions/3.11.7'],
+    files: [{ host: '/tmp/sbx-1/run-a/main.py', name: 'main.py' }],
+    diskBytes: 64 * 1024 * 1024,
+    env: { PATH: '/usr/bin', HOME: BOX_WORK },
+    ...over,
+  };
+}
+
+/** The pairs/triples of one option, e.g. every `--ro-bind SRC DEST`. */
+function options(argv: string[], name: string, arity: number): string[][] {
+  const out: string[][] = [];
+  for (let i = 0; i < argv.length; i++) if (argv[i] === name) out.push(argv.slice(i + 1, i + 1 + arity));
+  return out;
+}
+
+void describe('bwrapArgs', () => {
+  const argv = bwrapArgs(run());
+
+  void it('starts with bwrap and ends with -- (the inner launcher follows)', () => {
+    assert.equal(argv[0], '/usr/bin/bwrap');
+    assert.equal(argv.at(-1), '--');
+  });
+
+  void it('unshares every namespace, drops privileges and dies with its parent', () => {
+    for (const flag of ['--unshare-all', '--die-with-parent', '--new-session', '--as-pid-1', '--clearenv']) {
+      assert.ok(argv.includes(flag), flag);
+    }
+    assert.ok(!argv.includes('--share-net'), 'the network stays unshared');
+    assert.deepEqual(options(argv, '--cap-drop', 1), [['ALL']]);
+    assert.deepEqual(options(argv, '--uid', 1), [[String(SANDBOX_UID)]]);
+    assert.deepEqual(options(argv, '--gid', 1), [[String(SANDBOX_UID)]]);
+  });
+
+  void it('binds system dirs, the runtime prefix, the program and the launcher read-only, and nothing writable', () => {
+    const ro = options(argv, '--ro-bind', 2);
+    assert.deepEqual(ro, [
+      ['/usr', '/usr'],
+      ['/etc/ld.so.cache', '/etc/ld.so.cache'],
+      ['/state/passwd', '/etc/passwd'],
+      ['/state/group', '/etc/group'],
+      ['/root/.pyenv/versions/3.11.7', '/root/.pyenv/versions/3.11.7'],
+      ['/tmp/sbx-1/run-a/main.py', `${BOX_WORK}/main.py`],
+      ['/ext/dist/sbx-launch', BOX_LAUNCHER],
+    ]);
+    assert.deepEqual(options(argv, '--bind', 2), []);
+    assert.deepEqual(options(argv, '--symlink', 2), [
+      ['usr/bin', '/bin'],
+      ['usr/lib64', '/lib64'],
+    ]);
+    // Nothing of /root or /home but the runtime's own prefix.
+    const sources = ro.map(([src]) => src!);
+    assert.ok(!sources.some((s) => s === '/root' || s === '/home' || s.startsWith('/home/')));
+  });
+
+  void it('gives /work and /tmp a size-limited tmpfs each, a fresh /proc and a minimal /dev', () => {
+    const size = String(64 * 1024 * 1024);
+    const joined = argv.join(' ');
+    assert.ok(joined.includes(`--size ${size} --tmpfs /tmp`));
+    assert.ok(joined.includes(`--size ${size} --tmpfs ${BOX_WORK}`));
+    assert.deepEqual(options(argv, '--proc', 1), [['/proc']]);
+    assert.deepEqual(options(argv, '--dev', 1), [['/dev']]);
+    assert.deepEqual(options(argv, '--chdir', 1), [[BOX_WORK]]);
+  });
+
+  void it('sets exactly the given environment', () => {
+    assert.deepEqual(options(argv, '--setenv', 2), [
+      ['PATH', '/usr/bin'],
+      ['HOME', BOX_WORK],
+    ]);
+  });
+
+  void it('binds a workspace read-only at its own path, and a compile dir writable instead of the tmpfs', () => {
+    const withWorkspace = bwrapArgs(run({ workspace: '/home/me/project' }));
+    assert.deepEqual(options(withWorkspace, '--ro-bind', 2).filter(([s]) => s === '/home/me/project'), [['/home/me/project', '/home/me/project']]);
+    const compile = bwrapArgs(run({ files: [], writableWorkDir: '/tmp/sbx-1/run-b' }));
+    assert.deepEqual(options(compile, '--bind', 2), [['/tmp/sbx-1/run-b', BOX_WORK]]);
+    assert.ok(!compile.join(' ').includes(`--tmpfs ${BOX_WORK}`));
+  });
+});
+
+void describe('runtimeRoot', () => {
+  void it('is nothing for binaries under the system dirs', () => {
+    assert.equal(runtimeRoot('/usr/bin/node', layout), undefined);
+    assert.equal(runtimeRoot('/bin/bash', layout), undefined);
+    assert.equal(runtimeRoot(null, layout), undefined);
+  });
+
+  void it('is the install prefix of a binary in a bin dir elsewhere', () => {
+    assert.equal(runtimeRoot('/root/.pyenv/versions/3.11.7/bin/python3.11', layout), '/root/.pyenv/versions/3.11.7');
+    assert.equal(runtimeRoot('/opt/pypy/bin/pypy3', layout), '/opt/pypy');
+  });
+
+  void it('never widens to a whole top-level dir such as /root or /opt', () => {
+    assert.equal(runtimeRoot('/root/bin/python', layout), '/root/bin');
+    assert.equal(runtimeRoot('/opt/python', layout), '/opt');
+    assert.notEqual(runtimeRoot('/root/python', layout), '/');
+  });
+});
+
+void describe('readHostLayout', () => {
+  void it('writes a passwd and group naming only the sandbox user', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'layout-'));
+    try {
+      const l = readHostLayout(dir);
+      assert.match(readFileSync(l.passwd, 'utf8'), new RegExp(`^nobody:x:${SANDBOX_UID}:${SANDBOX_UID}:`));
+      assert.equal(readFileSync(l.passwd, 'utf8').trim().split('\n').length, 1);
+      assert.ok(l.dirs.includes('/usr'));
+      for (const link of l.links) assert.ok(!l.dirs.includes(link.path));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -5,26 +5,34 @@
  */
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { constants as fsc, mkdtempSync, rmSync } from 'node:fs';
-import { copyFile, lstat, mkdir, mkdtemp, open, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { constants as fsc, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { lstat, mkdir, mkdtemp, open, rename, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { LRUCache } from 'lru-cache';
+import { AuditLog, auditRecord, defaultAuditPath } from './audit';
 import { ExecutionCache, cacheKey } from './cache';
-import { Executor, type ExecOutcome } from './executor';
+import { probeCgroups, type CgroupManager, type RunCgroup } from './cgroup';
+import { Executor, type ExecOutcome, type ExecSpec } from './executor';
+import { BOX_WORK, bwrapArgs, chooseIsolation, readHostLayout, runtimeRoot, type HostLayout } from './isolation';
 import { binaryKey, commandLine, languageInfo, resolveRuntimes, rlimitsFor, type Runtime } from './languages';
+import { LimitError, resolveLimits, resolveMaxLimits } from './limits';
 import { MetricsRecorder } from './metrics';
 import { QueueFullError, ResourcePool, type Lease } from './pool';
+import { TokenBucket } from './rateLimit';
+import { blockingFindings, describeFindings, scanProgram } from './scanner';
 import type {
   BatchSummary,
   ExecuteBatchResult,
   ExecuteParams,
   ExecutionResult,
+  Finding,
   IsolationMode,
   LanguagesResult,
   Limits,
   Metrics,
   RunStatus,
+  SandboxInfo,
   ServerConfig,
 } from './protocol';
 import { MAX_CODE_BYTES, MAX_STDIN_BYTES, MAX_ARGS_BYTES, parseExecute } from './validation';
@@ -42,9 +50,14 @@ export interface EngineOptions {
   log?: Logger;
   /** Where work dirs and compiled binaries live; default: a fresh dir under the OS temp dir. */
   workRoot?: string;
+  /** Who this engine serves, for the audit log (e.g. `vscode 1.96.4 (pid 123)`). */
+  client?: string;
 }
 
-export const DEFAULT_LIMITS: Limits = { timeoutMs: 10_000, memoryMb: 512, outputBytes: 1024 * 1024 };
+export { DEFAULT_LIMITS } from './limits';
+/** Work roots are named `sbx-<random>` in the temp dir; each holds `server.pid` naming the server that owns it. */
+const WORK_ROOT_PREFIX = 'sbx-';
+export const DEFAULT_RATE_LIMIT = { perSecond: 100, burst: 1000 };
 export const DEFAULT_CACHE = { enabled: true, ttlMs: 10 * 60_000, maxEntries: 500, maxBytes: 64 * 1024 * 1024 };
 export const DEFAULT_QUEUE_LIMIT = 256;
 /** Compilers need more room than most programs: a compile step gets at least this much memory. */
@@ -53,6 +66,9 @@ const COMPILE_MEMORY_FLOOR_MB = 1024;
 const BINARY_CACHE_ENTRIES = 64;
 /** A failed run that used this share of its memory limit ran out of memory. */
 const OOM_SHARE = 0.8;
+
+/** Built-in runtimes that run on V8 (their heap limit is a flag, not an rlimit). */
+const V8_RUNTIMES = new Set(['javascript', 'typescript']);
 
 const silent: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
@@ -63,12 +79,34 @@ interface Program {
   runtime: Runtime;
   code: string;
   limits: Limits;
+  findings: Finding[];
 }
 
-class Rejection extends Error {}
+class Rejection extends Error {
+  constructor(
+    message: string,
+    readonly extra: { findings?: Finding[]; retryAfterMs?: number } = {},
+  ) {
+    super(message);
+  }
+}
+
+/** What the audit record of a result needs besides the result. */
+interface AuditContext {
+  code: string | null;
+  limits: Limits | null;
+}
 
 export class SandboxEngine {
-  readonly isolation: IsolationMode = 'process';
+  isolation: IsolationMode = 'process';
+  private sandboxInfo!: SandboxInfo;
+  private layout: HostLayout | undefined;
+  private bwrap: string | null = null;
+  private cgroups: CgroupManager | null = null;
+  private audit: AuditLog | undefined;
+  private readonly rateLimit: TokenBucket;
+  private readonly launcher: string;
+  private readonly client: string;
   private readonly events = new EventEmitter();
   private readonly executor: Executor;
   private readonly pool: ResourcePool;
@@ -81,22 +119,34 @@ export class SandboxEngine {
   /** Compiles under way, by binary key: runs of the same source wait for one compile instead of racing. */
   private readonly compiling = new Map<string, Promise<{ file: string } | { status: RunStatus; message: string }>>();
   private runtimes = new Map<string, Runtime>();
-  private config: Required<Pick<ServerConfig, 'poolSize' | 'queueLimit'>> & { limits: Limits };
+  private config: Required<Pick<ServerConfig, 'poolSize' | 'queueLimit' | 'scanPolicy'>> & {
+    limits: Partial<Limits>;
+    maxLimits: Limits;
+    audit: NonNullable<ServerConfig['audit']>;
+  };
   private disposed = false;
+  private spawnSeq = 0;
 
   private constructor(opts: EngineOptions) {
     this.log = opts.log ?? silent;
+    this.launcher = opts.launcher;
+    this.client = opts.client ?? 'unknown client';
     const cfg = opts.config ?? {};
     this.config = {
       poolSize: cfg.poolSize ?? os.availableParallelism(),
       queueLimit: cfg.queueLimit ?? DEFAULT_QUEUE_LIMIT,
-      limits: { ...DEFAULT_LIMITS, ...cfg.limits },
+      limits: { ...cfg.limits },
+      maxLimits: resolveMaxLimits(cfg.maxLimits),
+      scanPolicy: cfg.scanPolicy ?? 'warn',
+      audit: { ...cfg.audit },
     };
+    this.rateLimit = new TokenBucket({ ...DEFAULT_RATE_LIMIT, ...cfg.rateLimit });
 
     this.pool = new ResourcePool({ size: this.config.poolSize, queueLimit: this.config.queueLimit });
     this.pool.onChange = () => this.changed();
     this.cache = new ExecutionCache({ ...DEFAULT_CACHE, ...cfg.cache });
-    this.workRoot = opts.workRoot ?? mkdtempSync(path.join(os.tmpdir(), 'sbx-'));
+    this.workRoot = opts.workRoot ?? mkdtempSync(path.join(os.tmpdir(), WORK_ROOT_PREFIX));
+    writeFileSync(path.join(this.workRoot, 'server.pid'), String(process.pid));
     this.executor = new Executor({ launcher: opts.launcher, socketDir: this.workRoot });
     this.binDir = path.join(this.workRoot, 'bin');
     this.binaries = new LRUCache<string, string>({
@@ -107,16 +157,81 @@ export class SandboxEngine {
 
   static async create(opts: EngineOptions): Promise<SandboxEngine> {
     const engine = new SandboxEngine(opts);
-    await mkdir(engine.binDir, { recursive: true });
-    engine.runtimes = await resolveRuntimes(opts.config?.executorMap);
-    for (const r of engine.runtimes.values()) {
-      if (r.available) engine.log.info(`${r.id}: ${r.binary} ${r.version}`);
-      else engine.log.warn(`${r.id} is unavailable: ${r.message}`);
+    try {
+      await engine.start(opts);
+    } catch (e) {
+      engine.dispose();
+      throw e;
     }
-    engine.log.warn(
-      'isolation: process (child processes with rlimits). Runs can read what the server user can read; do not run hostile code yet.',
-    );
     return engine;
+  }
+
+  private async start(opts: EngineOptions): Promise<void> {
+    await mkdir(this.binDir, { recursive: true });
+    const swept = sweepStaleWorkRoots(path.dirname(this.workRoot), this.workRoot);
+    if (swept > 0) this.log.info(`removed ${swept} work dir(s) left by a server that was killed`);
+    this.runtimes = await resolveRuntimes(opts.config?.executorMap);
+    for (const r of this.runtimes.values()) {
+      if (r.available) this.log.info(`${r.id}: ${r.binary} ${r.version}`);
+      else this.log.warn(`${r.id} is unavailable: ${r.message}`);
+    }
+    this.layout = readHostLayout(this.workRoot);
+    const choice = await chooseIsolation(opts.config?.isolation ?? 'auto', this.layout, this.launcher);
+    this.isolation = choice.mode;
+    this.bwrap = choice.bwrap;
+    const detected = await probeCgroups();
+    this.cgroups = detected.manager;
+    if (this.cgroups) {
+      const stale = await this.cgroups.init();
+      if (stale.staleRemoved > 0) {
+        this.log.info(`removed ${stale.staleRemoved} cgroup(s) left by a server that was killed (${stale.processesKilled} process(es) killed)`);
+      }
+    }
+    const cg = this.cgroups;
+    const bw = this.isolation === 'bwrap';
+    this.sandboxInfo = {
+      isolation: this.isolation,
+      reason: choice.reason,
+      bwrap: this.bwrap,
+      cgroup: cg?.version ?? null,
+      enforcement: {
+        memory: cg?.memory
+          ? `memory cgroup (${cg.version})`
+          : 'RLIMIT_AS (python, shell, C, C++), --max-old-space-size (node), RSS watchdog',
+        processes: cg?.pids
+          ? `pids cgroup (${cg.version})${bw ? ' + PID namespace' : ''}`
+          : bw
+            ? 'RLIMIT_NPROC in the sandbox user namespace (not for a root server) + PID namespace'
+            : 'none: no pids cgroup is writable and RLIMIT_NPROC would count all of the user\'s processes',
+        cpu: 'RLIMIT_CPU (SIGXCPU) + wall-clock timer',
+        wall: bw ? 'timer kills the whole sandbox (PID namespace)' : 'timer kills the process group and tree',
+        disk: bw ? 'tmpfs /work and /tmp of limits.diskMb each + RLIMIT_FSIZE' : 'RLIMIT_FSIZE only (work dir on the host disk)',
+      },
+      maxLimits: this.config.maxLimits,
+    };
+    this.log.info(`cgroups: ${cg ? `${cg.version} (memory ${cg.memory}, pids ${cg.pids})` : `none (${detected.reason})`}`);
+    if (bw) this.log.info(`isolation: bwrap (${choice.reason})`);
+    else {
+      this.log.warn(
+        `isolation: process (${choice.reason}). Runs are plain child processes with rlimits: they can read and write what the server's user can and reach the network. Install bubblewrap to sandbox them.`,
+      );
+    }
+    this.openAudit();
+  }
+
+  private openAudit(): void {
+    this.audit?.close();
+    this.audit = undefined;
+    const a = this.config.audit;
+    if (a.enabled === false) return;
+    const file = a.path ?? defaultAuditPath();
+    this.audit = new AuditLog({
+      path: file,
+      maxBytes: a.maxBytes,
+      maxFiles: a.maxFiles,
+      includeCode: a.includeCode,
+      onError: (m) => this.log.warn(`audit log ${file}: ${m}`),
+    });
   }
 
   /** Subscribe to "something in the metrics changed" (unthrottled; the connection throttles). */
@@ -137,8 +252,18 @@ export class SandboxEngine {
     const language = params.language;
     let lease: Lease | undefined;
     let result: ExecutionResult;
+    const audit: AuditContext = { code: params.code ?? null, limits: null };
     try {
+      const allowed = this.rateLimit.take(1);
+      if (!allowed.ok) {
+        throw new Rejection(
+          `rate limit: too many requests from this client; retry in ${allowed.retryAfterMs} ms (rateLimit setting)`,
+          { retryAfterMs: allowed.retryAfterMs },
+        );
+      }
       const program = await this.program(params);
+      audit.code = program.code;
+      audit.limits = program.limits;
       // A run with a workspace reads files the key cannot see: never cached (ExecuteParams.workspace).
       const key =
         params.cache !== false && params.workspace === undefined
@@ -156,18 +281,19 @@ export class SandboxEngine {
           : undefined;
       const hit = key !== undefined ? this.cache.lookup(key) : undefined;
       if (hit) {
-        result = { ...hit, runId, cached: true, workerId: null };
+        result = { ...hit, runId, cached: true, workerId: null, findings: program.findings };
       } else {
         if (signal?.aborted) throw new DOMException('cancelled', 'AbortError');
         lease = await this.pool.acquire(signal);
         result = await this.run(runId, program, params, lease.workerId, signal, onOutput);
+        result.findings = program.findings;
         if (key !== undefined) this.cache.store(key, result);
       }
     } catch (e) {
       result = this.failure(runId, language, e);
     }
     lease?.release(result.status !== 'ok');
-    this.record(result);
+    this.record(result, audit);
     return result;
   }
 
@@ -189,7 +315,7 @@ export class SandboxEngine {
           const runId = randomUUID();
           const lang = (items[i] as { language?: unknown } | null)?.language;
           results[i] = this.rejected(runId, typeof lang === 'string' ? lang : '', `item ${i}: ${parsed.message}`);
-          this.record(results[i]);
+          this.record(results[i], { code: null, limits: null });
           continue;
         }
         results[i] = await this.execute(parsed.value, signal, onOutput);
@@ -214,7 +340,7 @@ export class SandboxEngine {
   }
 
   languages(): LanguagesResult {
-    return { languages: [...this.runtimes.values()].map(languageInfo), isolation: this.isolation };
+    return { languages: [...this.runtimes.values()].map(languageInfo), isolation: this.isolation, sandbox: this.sandboxInfo };
   }
 
   async configure(cfg: ServerConfig): Promise<void> {
@@ -224,6 +350,19 @@ export class SandboxEngine {
       this.pool.resize(this.config.poolSize, this.config.queueLimit);
     }
     if (cfg.limits) this.config.limits = { ...this.config.limits, ...cfg.limits };
+    if (cfg.maxLimits) {
+      this.config.maxLimits = resolveMaxLimits(cfg.maxLimits);
+      this.sandboxInfo.maxLimits = this.config.maxLimits;
+    }
+    if (cfg.scanPolicy) this.config.scanPolicy = cfg.scanPolicy;
+    if (cfg.rateLimit) this.rateLimit.configure({ ...DEFAULT_RATE_LIMIT, ...cfg.rateLimit });
+    if (cfg.audit) {
+      this.config.audit = { ...cfg.audit };
+      this.openAudit();
+    }
+    if (cfg.isolation && cfg.isolation !== 'auto' && cfg.isolation !== this.isolation) {
+      this.log.warn(`isolation "${cfg.isolation}" takes effect when the server restarts (it is ${this.isolation} now)`);
+    }
     if (cfg.cache) this.cache.configure({ ...DEFAULT_CACHE, ...cfg.cache });
     if (cfg.executorMap) this.runtimes = await resolveRuntimes(cfg.executorMap);
     this.changed();
@@ -234,6 +373,8 @@ export class SandboxEngine {
     if (this.disposed) return;
     this.disposed = true;
     this.executor.dispose();
+    this.cgroups?.disposeSync();
+    this.audit?.close();
     rmSync(this.workRoot, { recursive: true, force: true });
   }
 
@@ -258,7 +399,21 @@ export class SandboxEngine {
     }
     const argBytes = (params.args ?? []).reduce((n, a) => n + Buffer.byteLength(a) + 1, 0);
     if (argBytes > MAX_ARGS_BYTES) throw new Rejection(`the arguments are larger than ${MAX_ARGS_BYTES} bytes`);
-    return { runtime, code, limits: { ...this.config.limits, ...params.limits } };
+    let limits: Limits;
+    try {
+      limits = resolveLimits(runtime.id, this.config.limits, params.limits, this.config.maxLimits);
+    } catch (e) {
+      if (e instanceof LimitError) throw new Rejection(e.message);
+      throw e;
+    }
+    const findings = this.config.scanPolicy === 'off' ? [] : scanProgram(runtime.id, code);
+    if (this.config.scanPolicy === 'block') {
+      const blocking = blockingFindings(findings);
+      if (blocking.length > 0) {
+        throw new Rejection(`blocked by the security scan (scanPolicy "block"):\n${describeFindings(blocking)}`, { findings });
+      }
+    }
+    return { runtime, code, limits, findings };
   }
 
   private async run(
@@ -275,26 +430,115 @@ export class SandboxEngine {
       const file = path.join(workDir, runtime.fileName);
       const prepared = await this.prepare(runtime, program.code, file, workDir, limits, signal);
       if ('status' in prepared) return this.result(runId, runtime.id, workerId, prepared.status, prepared.outcome, prepared.message);
-      // A program in the work dir (the cwd) is named relatively, so tracebacks say `main.py`, not a server path.
-      const target = path.dirname(prepared.file) === workDir ? path.basename(prepared.file) : prepared.file;
+      const sandboxed = this.isolation === 'bwrap';
+      const compiled = runtime.preparation.kind === 'compile';
+      // A program in the work dir (the cwd) is named relatively, so tracebacks say `main.py`, not a server path. In
+      // a sandbox the program (or the compiled binary) is bound read-only into the sandbox's own /work.
+      const boxName = compiled ? 'main' : path.basename(prepared.file);
+      const target = sandboxed
+        ? compiled
+          ? path.posix.join(BOX_WORK, boxName)
+          : boxName
+        : path.dirname(prepared.file) === workDir
+          ? path.basename(prepared.file)
+          : prepared.file;
       const [command, ...args] = commandLine(runtime, target, params.args ?? []);
-      const outcome = await this.executor.run({
+      const outcome = await this.spawn(runId, {
         command: command!,
-        args,
+        args: this.memoryFlags(runtime, limits, args),
         cwd: workDir,
-        env: sandboxEnv(workDir, runtime),
+        env: sandboxEnv(sandboxed ? BOX_WORK : workDir, runtime, sandboxed ? '/tmp' : workDir),
         stdin: params.stdin ?? null,
         timeoutMs: limits.timeoutMs,
         memoryBytes: limits.memoryMb * 1024 * 1024,
         outputBytes: limits.outputBytes,
-        rlimits: rlimitsFor(runtime, limits.memoryMb),
+        rlimits: this.rlimits(runtime, limits, limits.memoryMb),
         signal,
         onOutput: onOutput && ((stream, chunk) => onOutput(runId, stream, chunk)),
+      }, limits, {
+        runtime,
+        files: [{ host: prepared.file, name: boxName }],
+        workspace: params.workspace,
       });
-      return this.result(runId, runtime.id, workerId, this.verdict(runtime, outcome, limits), outcome, outcome.error);
+      return this.result(runId, runtime.id, workerId, this.verdict(runtime, outcome, limits), outcome, this.explain(outcome, limits));
     } finally {
       await rm(workDir, { recursive: true, force: true });
     }
+  }
+
+  /** node without a memory cgroup: V8's heap limit is what holds it (RLIMIT_AS would break V8's reservations). */
+  private memoryFlags(runtime: Runtime, limits: Limits, args: string[]): string[] {
+    if (this.cgroups?.memory || runtime.source !== 'builtin' || !V8_RUNTIMES.has(runtime.id)) return args;
+    const heapMb = Math.max(8, Math.floor(limits.memoryMb * 0.75));
+    return [`--max-old-space-size=${heapMb}`, ...args];
+  }
+
+  /** The rlimits of a run: address space for runtimes that tolerate it, CPU, file size, open files, core dumps
+   *  off; and, inside a sandbox's own user namespace, a process count. */
+  private rlimits(runtime: Runtime | undefined, limits: Limits, memoryMb: number): NonNullable<ExecSpec['rlimits']> {
+    return {
+      ...(runtime ? rlimitsFor(runtime, memoryMb) : { as: memoryMb * 1024 * 1024 }),
+      cpu: Math.ceil(limits.cpuMs / 1000),
+      fsize: limits.fileSizeMb * 1024 * 1024,
+      nofile: limits.openFiles,
+      core: 0,
+      // RLIMIT_NPROC counts every process of the real uid: only in the sandbox's own user namespace is that the
+      // run alone (and for a root server the kernel ignores it: the pids cgroup holds there).
+      ...(this.isolation === 'bwrap' ? { nproc: limits.processes } : {}),
+    };
+  }
+
+  /** Runs one command the way this server isolates: in its cgroup and, in the bwrap mode, in a fresh sandbox. */
+  private async spawn(
+    runId: string,
+    spec: ExecSpec,
+    limits: Limits,
+    box: { runtime: Runtime; files: { host: string; name: string }[]; workspace?: string; writableWorkDir?: string },
+  ): Promise<ExecOutcome> {
+    let cgroup: RunCgroup | undefined;
+    try {
+      if (this.cgroups) {
+        cgroup = await this.cgroups.create(`${runId}-${++this.spawnSeq}`, {
+          memoryBytes: spec.memoryBytes,
+          // In a sandbox, bwrap and the sandbox's init are in the group too: they don't count against the run.
+          processes: limits.processes + (this.isolation === 'bwrap' ? 2 : 0),
+        });
+      }
+      if (this.isolation === 'bwrap' && this.layout && this.bwrap) {
+        const roots = new Set<string>();
+        for (const b of [box.runtime.binary, box.runtime.preparation.kind === 'compile' ? box.runtime.preparation.compiler : null]) {
+          const root = runtimeRoot(b, this.layout);
+          if (root) roots.add(root);
+        }
+        spec.sandbox = bwrapArgs({
+          bwrap: this.bwrap,
+          layout: this.layout,
+          launcher: this.launcher,
+          runtimeRoots: [...roots],
+          files: box.files,
+          writableWorkDir: box.writableWorkDir,
+          workspace: box.workspace,
+          diskBytes: limits.diskMb * 1024 * 1024,
+          env: spec.env,
+        });
+      }
+      return await this.executor.run({ ...spec, cgroup });
+    } finally {
+      // Whatever is still in the cgroup goes now: when the result is returned, no process of the run exists.
+      if (cgroup) {
+        const swept = await cgroup.destroy();
+        if (swept.error) this.log.warn(`run ${runId}: cgroup not removed: ${swept.error}`);
+      }
+    }
+  }
+
+  /** The message of a run that hit a limit: which one, and how much it was. */
+  private explain(o: ExecOutcome, limits: Limits): string | undefined {
+    if (o.error) return o.error;
+    if (o.signal === 'SIGXCPU') return `CPU time limit of ${limits.cpuMs} ms reached`;
+    if (o.end === 'timeout') return `wall-clock limit of ${limits.timeoutMs} ms reached`;
+    if (o.end === 'memory_limit' || o.oomKilled) return `memory limit of ${limits.memoryMb} MiB reached`;
+    return undefined;
   }
 
   /** Writes the program and, where the language needs it, transpiles or compiles it. */
@@ -363,18 +607,22 @@ export class SandboxEngine {
     const flags = prep.flags.map((f) => (f === '$out' ? 'main' : f === '$file' ? path.basename(source) : f));
     const compileStarted = performance.now();
     const memoryMb = Math.max(limits.memoryMb, COMPILE_MEMORY_FLOOR_MB);
-    const outcome = await this.executor.run({
+    const sandboxed = this.isolation === 'bwrap';
+    // The compiler is untrusted input's first reader (`#include "/dev/random"`): it runs sandboxed too, with the
+    // run's limits (more memory), in a work dir of its own that we read the binary back from.
+    const compileLimits: Limits = { ...limits, memoryMb, processes: Math.max(limits.processes, 16), cpuMs: limits.timeoutMs };
+    const outcome = await this.spawn(`compile-${key.slice(0, 12)}`, {
       command: prep.compiler,
       args: flags,
       cwd: workDir,
-      env: sandboxEnv(workDir, runtime),
+      env: sandboxEnv(sandboxed ? BOX_WORK : workDir, runtime, sandboxed ? '/tmp' : workDir),
       stdin: null,
       timeoutMs: limits.timeoutMs,
       memoryBytes: memoryMb * 1024 * 1024,
       outputBytes: limits.outputBytes,
-      rlimits: { as: memoryMb * 1024 * 1024 },
+      rlimits: this.rlimits(undefined, compileLimits, memoryMb),
       signal,
-    });
+    }, compileLimits, { runtime, files: [], writableWorkDir: workDir });
     const compilerSays = (outcome.stderr + outcome.stdout).trim();
     switch (outcome.end) {
       case 'exited':
@@ -392,7 +640,11 @@ export class SandboxEngine {
     this.log.info(`${runtime.id}: compiled ${key.slice(0, 12)} in ${Math.round(performance.now() - compileStarted)} ms`);
     const kept = path.join(this.binDir, key);
     const temp = `${kept}.${path.basename(workDir)}.tmp`; // unique per run: never two writers of one file
-    await copyFile(out, temp);
+    try {
+      await copyRegularFile(out, temp);
+    } catch (e) {
+      return { status: 'compile_error', outcome, message: `the compiler's output is not a program: ${(e as Error).message}` };
+    }
     await rename(temp, kept);
     this.binaries.set(key, kept);
     return { file: kept };
@@ -409,7 +661,11 @@ export class SandboxEngine {
         return o.end;
       case 'exited':
         if (o.exitCode === 0 && o.signal === null) return 'ok';
+        if (o.oomKilled) return 'memory_limit';
+        if (o.signal === 'SIGXCPU') return 'timeout';
         if (runtime.outOfMemory?.test(o.stderr)) return 'memory_limit';
+        // A failed run that filled its limit ran out of memory, even when no OOM kill was counted: an allocation
+        // refused by RLIMIT_AS ends a program with its own error (bash segfaults, C gets NULL from malloc).
         if (o.peakMemoryBytes >= OOM_SHARE * limits.memoryMb * 1024 * 1024) return 'memory_limit';
         return 'runtime_error';
     }
@@ -439,6 +695,7 @@ export class SandboxEngine {
       cached: false,
       workerId,
       isolation: this.isolation,
+      findings: [],
     };
     if (status === 'compile_error') {
       // A compile error is about the program, not the compiler's run: its text is the message and the stderr.
@@ -450,7 +707,7 @@ export class SandboxEngine {
       r.cpuMs = 0;
       r.peakMemoryBytes = 0;
     }
-    if (message && (status === 'compile_error' || status === 'internal_error' || status === 'timeout' || status === 'cancelled')) {
+    if (message && (status === 'compile_error' || status === 'internal_error' || status === 'timeout' || status === 'cancelled' || status === 'memory_limit')) {
       r.message = message;
     }
     return r;
@@ -461,7 +718,12 @@ export class SandboxEngine {
   }
 
   private failure(runId: string, language: string, e: unknown): ExecutionResult {
-    if (e instanceof Rejection) return this.rejected(runId, language, e.message);
+    if (e instanceof Rejection) {
+      const r = this.rejected(runId, language, e.message);
+      if (e.extra.findings) r.findings = e.extra.findings;
+      if (e.extra.retryAfterMs !== undefined) r.retryAfterMs = e.extra.retryAfterMs;
+      return r;
+    }
     if (e instanceof QueueFullError) return this.rejected(runId, language, e.message);
     if ((e as { name?: string })?.name === 'AbortError') {
       return { ...this.result(runId, language, '', 'cancelled', undefined, 'cancelled before it started'), workerId: null };
@@ -471,7 +733,10 @@ export class SandboxEngine {
     return { ...this.result(runId, language, '', 'internal_error', undefined, message), workerId: null };
   }
 
-  private record(r: ExecutionResult): void {
+  private record(r: ExecutionResult, ctx: AuditContext): void {
+    this.audit?.append(
+      auditRecord(r, { code: ctx.code, limits: ctx.limits, client: this.client, includeCode: this.config.audit.includeCode === true }),
+    );
     this.metricsRecorder.record({
       runId: r.runId,
       language: r.language,
@@ -526,13 +791,13 @@ async function readProgramFile(file: string): Promise<string> {
 }
 
 /** The whole environment of a sandboxed program: an allow-list, nothing of the server's own. */
-export function sandboxEnv(workDir: string, runtime: Runtime): Record<string, string> {
+export function sandboxEnv(workDir: string, runtime: Runtime, tmpDir = workDir): Record<string, string> {
   const binDir = runtime.binary ? path.dirname(runtime.binary) : undefined;
   const PATH = [binDir, '/usr/local/bin', '/usr/bin', '/bin'].filter((d, i, all) => d && all.indexOf(d) === i).join(':');
   return {
     PATH,
     HOME: workDir,
-    TMPDIR: workDir,
+    TMPDIR: tmpDir,
     LANG: 'C.UTF-8',
     LC_ALL: 'C.UTF-8',
     TERM: 'dumb',
@@ -540,6 +805,54 @@ export function sandboxEnv(workDir: string, runtime: Runtime): Record<string, st
     PYTHONDONTWRITEBYTECODE: '1',
     PYTHONIOENCODING: 'utf-8',
   };
+}
+
+/** Copies a file the compiler wrote, refusing anything but a regular file (a symlink planted in the work dir must
+ *  not make the server read or copy its target). */
+async function copyRegularFile(from: string, to: string): Promise<void> {
+  const src = await open(from, fsc.O_RDONLY | fsc.O_NOFOLLOW);
+  try {
+    const st = await src.stat();
+    if (!st.isFile()) throw new Error('not a regular file');
+    await writeFile(to, await src.readFile(), { mode: 0o755, flag: 'wx' });
+  } finally {
+    await src.close();
+  }
+}
+
+/** Removes work roots (`sbx-*` in the temp dir) whose server is gone: a server killed with SIGKILL leaves its own. */
+export function sweepStaleWorkRoots(tmpDir: string, own: string): number {
+  let removed = 0;
+  let names: string[];
+  try {
+    names = readdirSync(tmpDir);
+  } catch {
+    return 0;
+  }
+  for (const name of names) {
+    if (!name.startsWith(WORK_ROOT_PREFIX)) continue;
+    const dir = path.join(tmpDir, name);
+    if (dir === own) continue;
+    let pid: number;
+    try {
+      pid = Number(readFileSync(path.join(dir, 'server.pid'), 'utf8'));
+    } catch {
+      continue; // not ours, or made by an older version: leave it
+    }
+    if (Number.isInteger(pid) && pid > 0 && processAlive(pid)) continue;
+    rmSync(dir, { recursive: true, force: true });
+    removed++;
+  }
+  return removed;
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 export function summarize(results: ExecutionResult[], wallMs: number): BatchSummary {

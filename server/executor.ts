@@ -11,6 +11,8 @@
  */
 import { StringDecoder } from 'node:string_decoder';
 import type { Socket } from 'node:net';
+import type { RunCgroup } from './cgroup';
+import { BOX_LAUNCHER } from './isolation';
 import { killGroup, killTree, UsageSampler } from './processTree';
 import { Spawner, type StreamName } from './spawner';
 
@@ -32,6 +34,12 @@ export interface ExecSpec {
   /** Cap per stream, in bytes. */
   outputBytes: number;
   rlimits?: Rlimits;
+  /** The bwrap mode: bubblewrap's argv up to its `--` (server/isolation.ts). The program then runs under the
+   *  launcher's `--init` mode, pid 1 of the sandbox, which applies the rlimits and reports the program's own end. */
+  sandbox?: string[];
+  /** The run's cgroup: the program joins it before it execs; its counters give peak memory, CPU and OOM kills.
+   *  The caller creates it and destroys it after the run. */
+  cgroup?: RunCgroup;
   signal?: AbortSignal;
   onOutput?: (stream: 'stdout' | 'stderr', chunk: string) => void;
 }
@@ -47,6 +55,8 @@ export interface ExecOutcome {
   durationMs: number;
   cpuMs: number;
   peakMemoryBytes: number;
+  /** The kernel OOM-killed a process of the run (its memory cgroup was full). */
+  oomKilled: boolean;
   /** Why the command could not be started (spawn_error). */
   error?: string;
 }
@@ -71,9 +81,8 @@ export function signalName(n: number): string {
   return SIGNAL_NAMES[n] ?? `SIG${n}`;
 }
 
-/** What the launcher wrote on fd 3. */
-export interface LaunchReport {
-  pid?: number;
+/** What a launcher wrote on fd 3 about its program. */
+export interface ProgramReport {
   execError?: string;
   exitCode?: number;
   signal?: number;
@@ -81,16 +90,31 @@ export interface LaunchReport {
   maxRssBytes?: number;
 }
 
+/** The outer launcher's report (about bwrap, in the bwrap mode) and, inside a sandbox, the inner one's
+ *  (`inner-…` lines: about the program itself). */
+export interface LaunchReport extends ProgramReport {
+  pid?: number;
+  inner?: ProgramReport;
+}
+
 export function parseLaunchReport(text: string, into: LaunchReport = {}): LaunchReport {
   for (const line of text.split('\n')) {
-    const [word, ...rest] = line.split(' ');
-    if (word === 'pid') into.pid = Number(rest[0]);
-    else if (word === 'exec-error') into.execError = rest.slice(1).join(' ');
-    else if (word === 'exit') into.exitCode = Number(rest[0]);
-    else if (word === 'signal') into.signal = Number(rest[0]);
+    const [first, ...rest] = line.split(' ');
+    let word = first;
+    let target: ProgramReport = into;
+    if (word?.startsWith('inner-')) {
+      word = word.slice('inner-'.length);
+      target = into.inner ??= {};
+    } else if (word === 'pid') {
+      into.pid = Number(rest[0]);
+      continue;
+    }
+    if (word === 'exec-error') target.execError = rest.slice(1).join(' ');
+    else if (word === 'exit') target.exitCode = Number(rest[0]);
+    else if (word === 'signal') target.signal = Number(rest[0]);
     else if (word === 'rusage') {
-      into.cpuMs = (Number(rest[0]) + Number(rest[1])) / 1000;
-      into.maxRssBytes = Number(rest[2]) * 1024;
+      target.cpuMs = (Number(rest[0]) + Number(rest[1])) / 1000;
+      target.maxRssBytes = Number(rest[2]) * 1024;
     }
   }
   return into;
@@ -169,11 +193,17 @@ export class Executor {
   }
 
   async run(spec: ExecSpec): Promise<ExecOutcome> {
-    const launcherArgs: string[] = [];
+    const rlimitArgs: string[] = [];
     for (const [name, value] of Object.entries(spec.rlimits ?? {})) {
-      if (value !== undefined) launcherArgs.push('-r', `${name}=${Math.max(0, Math.floor(value))}`);
+      if (value !== undefined) rlimitArgs.push('-r', `${name}=${Math.max(0, Math.floor(value))}`);
     }
-    launcherArgs.push('--', spec.command, ...spec.args);
+    const launcherArgs: string[] = [];
+    for (const procs of spec.cgroup?.procsFiles ?? []) launcherArgs.push('-c', procs);
+    if (spec.sandbox) {
+      launcherArgs.push('-k', '--', ...spec.sandbox, BOX_LAUNCHER, '--init', ...rlimitArgs, '--', spec.command, ...spec.args);
+    } else {
+      launcherArgs.push(...rlimitArgs, '--', spec.command, ...spec.args);
+    }
 
     const out = new CappedBuffer(spec.outputBytes);
     const err = new CappedBuffer(spec.outputBytes);
@@ -293,12 +323,25 @@ export class Executor {
     if (report.execError !== undefined && end === undefined) {
       return this.spawnError(spec, `could not start ${report.execError}`, started);
     }
+    // In a sandbox, the program's own story is the inner launcher's; bwrap's exit code can't tell a signal apart.
+    const program: ProgramReport = spec.sandbox ? (report.inner ?? {}) : report;
+    if (spec.sandbox && program.execError !== undefined && end === undefined) {
+      return this.spawnError(spec, `could not start ${program.execError}`, started);
+    }
+    if (spec.sandbox && end === undefined && program.exitCode === undefined && program.signal === undefined) {
+      // bwrap itself failed (a bind source missing, namespaces refused): it said why on stderr.
+      const said = err.text().trim().split('\n').filter((l) => l.startsWith('bwrap:')).join('; ');
+      return this.spawnError(spec, `the sandbox did not start: ${said || `bwrap ended with ${report.exitCode ?? report.signal}`}`, started);
+    }
 
     let exitCode: number | null = null;
     let signal: string | null = null;
-    if (report.signal !== undefined) signal = signalName(report.signal);
-    else if (report.exitCode !== undefined) exitCode = report.exitCode;
+    if (program.signal !== undefined) signal = signalName(program.signal);
+    else if (program.exitCode !== undefined) exitCode = program.exitCode;
     else signal = 'SIGKILL'; // the launcher was killed before it could report: so was its program
+
+    // The cgroup saw every process of the run, page cache and tmpfs included: its counters are the honest ones.
+    const group = spec.cgroup ? await spec.cgroup.stats().catch(() => undefined) : undefined;
 
     return {
       end: end ?? 'exited',
@@ -309,8 +352,9 @@ export class Executor {
       stdoutTruncated: out.truncated,
       stderrTruncated: err.truncated,
       durationMs: Math.round(durationMs * 100) / 100,
-      cpuMs: Math.round((report.cpuMs ?? cpuSampled) * 100) / 100,
-      peakMemoryBytes: Math.max(report.maxRssBytes ?? 0, peakSampled),
+      cpuMs: Math.round((program.cpuMs ?? Math.max(group?.cpuMs ?? 0, cpuSampled)) * 100) / 100,
+      peakMemoryBytes: group?.peakMemoryBytes || Math.max(program.maxRssBytes ?? 0, peakSampled),
+      oomKilled: (group?.oomKills ?? 0) > 0,
     };
   }
 
@@ -326,6 +370,7 @@ export class Executor {
       durationMs: performance.now() - started,
       cpuMs: 0,
       peakMemoryBytes: 0,
+      oomKilled: false,
       error: message.startsWith('could not start') ? message : `could not start ${spec.command}: ${message}`,
     };
   }

@@ -1,7 +1,8 @@
 /*
  * sbx-launch: starts one sandboxed program and reports what the kernel accounted for it.
  *
- *   sbx-launch [-r RESOURCE=LIMIT]... -- PROGRAM [ARG]...
+ *   sbx-launch [-r RESOURCE=LIMIT]... [-c CGROUP_PROCS_FILE]... [-k] -- PROGRAM [ARG]...
+ *   sbx-launch --init [-r RESOURCE=LIMIT]... -- PROGRAM [ARG]...   (pid 1 inside a bubblewrap sandbox)
  *   sbx-launch --zygote SOCKET          (see zygote() below: the server's way to start runs cheaply)
  *
  * Why it exists: Node cannot wait4() a child, so a run that ends between two pidusage samples would report no CPU
@@ -17,7 +18,16 @@
  * is re-parented to it, not to init. When the program ends, the launcher kills every process left below it, and
  * waits for them, before it reports: no process of the run outlives it, and the rusage covers all of them. If the
  * launcher's parent (the server) dies, or it receives SIGTERM/SIGINT/SIGHUP, it does the same and exits.
- * Resources for -r: as, cpu, fsize, nofile, nproc, core (values in bytes, seconds or counts).
+ * Resources for -r: as, cpu, fsize, nofile, nproc, core (values in bytes, seconds or counts). For cpu the hard
+ * limit is one second above the soft one, so the program gets SIGXCPU (a CPU-limit verdict), not a bare SIGKILL.
+ * -c joins the program to a cgroup (writes "0" into that cgroup.procs) before it execs, so every process it makes
+ * is held by the run's memory and pids limits from its first instruction.
+ *
+ * In the bwrap isolation mode the server runs `sbx-launch -c … -- bwrap … --as-pid-1 … -- sbx-launch --init -r …
+ * -- PROGRAM`: the outer launcher watches bwrap from the host; the inner one is pid 1 of the run's PID namespace.
+ * As pid 1 every orphan of the run is its child; when the program ends it kills everything in the namespace
+ * (kill(-1)), reaps it, and reports "inner-exit", "inner-signal", "inner-rusage", "inner-exec-error": bwrap itself
+ * can only pass on an exit code (a program killed by SIGKILL and one that called exit(137) look the same to it).
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -42,6 +52,9 @@
 
 static volatile pid_t child_pid = 0;
 static volatile sig_atomic_t terminating = 0;
+/* --init: pid 1 of the sandbox's PID namespace; reports are prefixed "inner-". */
+static int init_mode = 0;
+static int keep_report = 0;
 
 /* Asked to stop: kill the program's group now; the main flow sweeps the rest and exits. */
 static void on_terminate(int sig) {
@@ -109,9 +122,12 @@ static void report(const char *fmt, ...) {
     char buf[512];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    /* Inside a sandbox every word is "inner-…", telling the server the program's own story from bwrap's. */
+    int p = init_mode ? snprintf(buf, sizeof buf, "inner-") : 0;
+    int n = vsnprintf(buf + p, sizeof buf - (size_t)p, fmt, ap);
     va_end(ap);
     if (n < 0) return;
+    n += p;
     if ((size_t)n >= sizeof buf) n = sizeof buf - 1;
     ssize_t off = 0;
     while (off < n) {
@@ -123,17 +139,36 @@ static void report(const char *fmt, ...) {
 }
 
 static void usage(void) {
-    fprintf(stderr, "usage: sbx-launch [-r RESOURCE=LIMIT]... -- PROGRAM [ARG]...\n");
+    fprintf(stderr, "usage: sbx-launch [--init] [-r RESOURCE=LIMIT]... [-c CGROUP_PROCS]... -- PROGRAM [ARG]...\n");
     exit(2);
+}
+
+#define MAX_CGROUPS 8
+
+/* Moves the calling process into a cgroup: "0" in cgroup.procs means "the writer". */
+static int join_cgroup(const char *procs) {
+    int fd = open(procs, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    ssize_t w = write(fd, "0", 1);
+    int e = errno;
+    close(fd);
+    errno = e;
+    return w == 1 ? 0 : -1;
 }
 
 static int launch(int argc, char **argv) {
     int resources[MAX_LIMITS];
     rlim_t values[MAX_LIMITS];
     int nlimits = 0;
+    const char *cgroups[MAX_CGROUPS];
+    int ncgroups = 0;
     int i = 1;
     for (; i < argc; i++) {
         if (strcmp(argv[i], "--") == 0) { i++; break; }
+        if (strcmp(argv[i], "--init") == 0) { init_mode = 1; continue; }
+        /* -k: PROGRAM is bwrap, which hands fd 3 on to the inner launcher: keep it open across exec. */
+        if (strcmp(argv[i], "-k") == 0) { keep_report = 1; continue; }
+        if (strcmp(argv[i], "-c") == 0 && i + 1 < argc && ncgroups < MAX_CGROUPS) { cgroups[ncgroups++] = argv[++i]; continue; }
         if (strcmp(argv[i], "-r") == 0 && i + 1 < argc && nlimits < MAX_LIMITS) {
             char *spec = argv[++i];
             char *eq = strchr(spec, '=');
@@ -157,7 +192,8 @@ static int launch(int argc, char **argv) {
 
     /* Orphans of the run come to us, not to init; and we stop (taking the run with us) if the server goes away. */
     prctl(PR_SET_CHILD_SUBREAPER, 1);
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    /* In a sandbox bwrap already set PDEATHSIG to SIGKILL (--die-with-parent): keep that. */
+    if (!init_mode) prctl(PR_SET_PDEATHSIG, SIGTERM);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_terminate; /* no SA_RESTART: wait4 returns EINTR */
@@ -186,10 +222,19 @@ static int launch(int argc, char **argv) {
         sigprocmask(SIG_SETMASK, &old, NULL);
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         setpgid(0, 0);
-        close(REPORT_FD);
+        if (!keep_report) close(REPORT_FD);
         close(errpipe[0]);
+        for (int k = 0; k < ncgroups; k++) {
+            if (join_cgroup(cgroups[k]) != 0) {
+                int e = errno;
+                ssize_t ignored = write(errpipe[1], &e, sizeof e);
+                (void)ignored;
+                _exit(127);
+            }
+        }
         for (int k = 0; k < nlimits; k++) {
             struct rlimit rl = { values[k], values[k] };
+            if (resources[k] == RLIMIT_CPU && values[k] != RLIM_INFINITY) rl.rlim_max = values[k] + 1;
             if (setrlimit(resources[k], &rl) != 0) {
                 int e = errno;
                 ssize_t ignored = write(errpipe[1], &e, sizeof e);
@@ -223,6 +268,12 @@ static int launch(int argc, char **argv) {
     /* Background jobs and daemons of the program would otherwise outlive it (and hold its output pipes open). */
     kill(-pid, SIGKILL);
     child_pid = 0;
+    if (init_mode) {
+        /* pid 1 of the namespace: one signal reaches every other process in it, however it forked. */
+        kill(-1, SIGKILL);
+        int st;
+        while (waitpid(-1, &st, 0) > 0 || errno == EINTR) {}
+    }
     sweep();
     if (w < 0) { report("exec-error %d waitpid: %s\n", errno, strerror(errno)); return 126; }
 

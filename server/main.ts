@@ -9,9 +9,7 @@
 import path from 'node:path';
 import {
   CodeLensRefreshRequest,
-  createConnection,
   ErrorCodes,
-  ProposedFeatures,
   ResponseError,
   TextDocuments,
   TextDocumentSyncKind,
@@ -20,7 +18,9 @@ import {
 } from 'vscode-languageserver/node';
 import { TextDocument } from 'vscode-languageserver-textdocument';
 import { codeLensesFor } from './codelens';
+import { diagnosticsFor } from './diagnostics';
 import { SandboxEngine, type Logger } from './engine';
+import { createGuardedStdioConnection } from './framing';
 import {
   ClearCacheRequest,
   ConfigureRequest,
@@ -38,7 +38,8 @@ import { parseConfig, parseDiscoverTests, parseExecute, parseExecuteBatch, parse
 
 const METRICS_INTERVAL_MS = 250; // sandbox/metricsChanged at most 4 times a second
 
-const connection = createConnection(ProposedFeatures.all);
+// stdin goes through the frame guard: malformed input is answered with an error instead of stalling the reader.
+const connection = createGuardedStdioConnection();
 const log: Logger = {
   info: (m) => connection.console.info(m),
   warn: (m) => connection.console.warn(m),
@@ -88,10 +89,17 @@ connection.onInitialize(async (params): Promise<InitializeResult> => {
   const config = parseConfig(params.initializationOptions);
   if (!config.ok) throw new ResponseError(ErrorCodes.InvalidParams, `invalid initializationOptions: ${config.message}`);
   if (!engine) {
-    engine = await SandboxEngine.create({ launcher: path.join(__dirname, 'sbx-launch'), config: config.value, log });
+    const who = params.clientInfo ? `${params.clientInfo.name}${params.clientInfo.version ? ` ${params.clientInfo.version}` : ''}` : 'unknown client';
+    engine = await SandboxEngine.create({
+      launcher: path.join(__dirname, 'sbx-launch'),
+      config: config.value,
+      log,
+      client: `${who} (pid ${params.processId ?? 'unknown'})`,
+    });
     engine.onChanged(metricsChanged);
   }
   codeLensEnabled = config.value.codeLens ?? codeLensEnabled;
+  scanEnabled = (config.value.scanPolicy ?? 'warn') !== 'off';
   codeLensRefreshSupported = params.capabilities.workspace?.codeLens?.refreshSupport === true;
   return {
     capabilities: {
@@ -141,6 +149,10 @@ connection.onRequest(ConfigureRequest.type, async (params) => {
   if (!parsed.ok) throw invalid(parsed.message);
   const e = ready();
   await e.configure(parsed.value);
+  if (parsed.value.scanPolicy !== undefined && (parsed.value.scanPolicy !== 'off') !== scanEnabled) {
+    scanEnabled = parsed.value.scanPolicy !== 'off';
+    for (const doc of documents.all()) publishFindings(doc);
+  }
   if (parsed.value.codeLens !== undefined && parsed.value.codeLens !== codeLensEnabled) {
     codeLensEnabled = parsed.value.codeLens;
     // lenses already shown go (or come back) now, not at the next edit
@@ -152,6 +164,31 @@ connection.onRequest(ConfigureRequest.type, async (params) => {
 connection.onCodeLens(({ textDocument }) => {
   const doc = documents.get(textDocument.uri);
   return codeLensEnabled && doc ? codeLensesFor(doc) : [];
+});
+
+// The security scan's findings on open documents, so the editor shows them before anyone presses Run. Debounced per
+// document: typing doesn't rescan on every keystroke.
+let scanEnabled = true;
+const SCAN_DEBOUNCE_MS = 200;
+const scanTimers = new Map<string, NodeJS.Timeout>();
+function publishFindings(doc: TextDocument): void {
+  const diagnostics = scanEnabled ? diagnosticsFor(doc.languageId, doc.getText()) : [];
+  void connection.sendDiagnostics({ uri: doc.uri, version: doc.version, diagnostics });
+}
+documents.onDidChangeContent(({ document }) => {
+  clearTimeout(scanTimers.get(document.uri));
+  scanTimers.set(
+    document.uri,
+    setTimeout(() => {
+      scanTimers.delete(document.uri);
+      if (documents.get(document.uri)) publishFindings(document);
+    }, SCAN_DEBOUNCE_MS),
+  );
+});
+documents.onDidClose(({ document }) => {
+  clearTimeout(scanTimers.get(document.uri));
+  scanTimers.delete(document.uri);
+  void connection.sendDiagnostics({ uri: document.uri, diagnostics: [] });
 });
 
 connection.onShutdown(() => {

@@ -24,6 +24,11 @@ export const limitsSchema = z
     timeoutMs: positiveInt('limits.timeoutMs', 24 * 3600 * 1000),
     memoryMb: positiveInt('limits.memoryMb', 1024 * 1024).min(8, { error: 'limits.memoryMb must be at least 8' }),
     outputBytes: positiveInt('limits.outputBytes', 1024 * 1024 * 1024),
+    cpuMs: positiveInt('limits.cpuMs', 24 * 3600 * 1000),
+    processes: positiveInt('limits.processes', 1_000_000).min(2, { error: 'limits.processes must be at least 2' }),
+    fileSizeMb: positiveInt('limits.fileSizeMb', 1024 * 1024),
+    openFiles: positiveInt('limits.openFiles', 1_048_576).min(8, { error: 'limits.openFiles must be at least 8' }),
+    diskMb: positiveInt('limits.diskMb', 1024 * 1024),
   })
   .partial()
   .strict();
@@ -111,6 +116,26 @@ export const configSchema = z
     limits: limitsSchema.optional(),
     executorMap: z.record(z.string().regex(/^[\w+.-]{1,64}$/), overrideSchema).optional(),
     codeLens: z.boolean({ error: 'codeLens must be true or false' }).optional(),
+    isolation: z.enum(['auto', 'bwrap', 'process'], { error: 'isolation must be "auto", "bwrap" or "process"' }).optional(),
+    maxLimits: limitsSchema.optional(),
+    scanPolicy: z.enum(['off', 'warn', 'block'], { error: 'scanPolicy must be "off", "warn" or "block"' }).optional(),
+    audit: z
+      .object({
+        enabled: z.boolean().optional(),
+        path: z.string().min(1).max(4096).optional(),
+        maxBytes: positiveInt('audit.maxBytes', 1024 * 1024 * 1024 * 1024).optional(),
+        maxFiles: z.number().int().min(0).max(1000).optional(),
+        includeCode: z.boolean().optional(),
+      })
+      .strict()
+      .optional(),
+    rateLimit: z
+      .object({
+        perSecond: z.number().min(0).max(1_000_000).optional(),
+        burst: positiveInt('rateLimit.burst', 10_000_000).optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 

@@ -3,7 +3,8 @@
  * extension do. Run `npm run build` first (`npm test` does).
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import {
   createMessageConnection,
@@ -37,8 +38,21 @@ export interface TestServer {
   close: () => Promise<void>;
 }
 
+let auditDir: string | undefined;
+/** The audit log test servers write to unless a test names its own: never the user's own log. One per test
+ *  process, removed when it exits. */
+export function testAuditPath(): string {
+  if (!auditDir) {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'sbx-test-audit-'));
+    auditDir = dir;
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  }
+  return path.join(auditDir, 'audit.jsonl');
+}
+
 export async function startServer(config: ServerConfig = {}, initialize = true): Promise<TestServer> {
   if (!existsSync(SERVER)) throw new Error(`${SERVER} is missing: run npm run build first`);
+  config = { ...config, audit: { path: testAuditPath(), ...config.audit } };
   const proc = spawn(process.execPath, [SERVER, '--stdio'], { stdio: ['pipe', 'pipe', 'pipe'] });
   let err = '';
   proc.stderr.on('data', (d: Buffer) => (err += d.toString()));
@@ -182,19 +196,16 @@ export async function stopServer(server: TestServer | undefined, graceMs = 5000)
   }
 }
 
-/** Every pid whose working directory is `dir` or inside it (to prove a run's helpers, e.g. a compiler, are gone). */
-export async function processesUnder(dir: string): Promise<number[]> {
-  const { readdir, readlink } = await import('node:fs/promises');
-  const pids: number[] = [];
-  for (const name of await readdir('/proc')) {
-    const pid = Number(name);
-    if (!Number.isInteger(pid) || pid === process.pid) continue;
+/** The work root (`$TMPDIR/sbx-*`) of the server with this pid: the one whose `server.pid` names it. */
+export function workRootOf(serverPid: number): string | undefined {
+  const tmp = os.tmpdir();
+  for (const name of readdirSync(tmp)) {
+    if (!name.startsWith('sbx-')) continue;
     try {
-      const cwd = await readlink(`/proc/${pid}/cwd`);
-      if (cwd === dir || cwd.startsWith(`${dir}/`)) pids.push(pid);
+      if (readFileSync(path.join(tmp, name, 'server.pid'), 'utf8').trim() === String(serverPid)) return path.join(tmp, name);
     } catch {
-      // gone, or a kernel thread
+      // not a work root
     }
   }
-  return pids;
+  return undefined;
 }

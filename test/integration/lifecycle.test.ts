@@ -7,9 +7,9 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { outputContaining, processesWith, startServer, stopServer, waitFor, type TestServer } from '../helpers/server';
+import { outputContaining, processesWith, startServer, stopServer, waitFor, workRootOf, type TestServer } from '../helpers/server';
 import { ExecuteRequest, type ExecutionResult } from '../../server/protocol';
 
 /** A hang fails the suite instead of stalling the run. */
@@ -43,10 +43,13 @@ async function startLongRun(s: TestServer): Promise<LongRun> {
     .catch((e: unknown) => (e instanceof Error ? e : new Error(String(e))));
   await outputContaining(s, runId, 'started');
   await waitFor(async () => (await processesWith(marker)).length >= 3, 'main.sh, its background and its foreground child');
-  const home = s.outputOf(runId).split('\n')[0] ?? '';
-  assert.ok(path.isAbsolute(home) && existsSync(home), `the run's work dir ${home} exists while it runs`);
-  const root = path.dirname(home);
+  // In a sandbox $HOME is the sandbox's own /work; the host side of the run is a `run-*` dir in the work root.
+  const root = workRootOf(s.proc.pid!);
+  assert.ok(root, 'the server has a work root naming it in server.pid');
   assert.match(path.basename(root), /^sbx-/);
+  const runDir = readdirSync(root).find((n) => n.startsWith('run-'));
+  assert.ok(runDir, `the run's work dir exists in ${root} while it runs`);
+  const home = path.join(root, runDir);
   return { marker, home, root, response };
 }
 
@@ -141,7 +144,7 @@ void describe('no process outlives the server', { timeout: SUITE_TIMEOUT_MS }, (
     await assertNothingLeft(run);
   });
 
-  void test('SIGKILL: the runs still die with it (its files cannot be cleaned up)', async () => {
+  void test('SIGKILL: the runs still die with it, and the next server sweeps what it left', async () => {
     const s = await start();
     const run = await startLongRun(s);
     markers.push(run.marker);
@@ -150,6 +153,10 @@ void describe('no process outlives the server', { timeout: SUITE_TIMEOUT_MS }, (
     assert.equal(signal, 'SIGKILL');
     try {
       await assertNothingLeft(run, false);
+      assert.ok(existsSync(run.root), 'a SIGKILLed server cannot remove its own files');
+      // The next server to start removes the work root of a server that is gone.
+      await start();
+      assert.equal(existsSync(run.root), false, `${run.root} was swept by the next server`);
     } finally {
       rmSync(run.root, { recursive: true, force: true });
     }

@@ -7,7 +7,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { CancellationTokenSource } from 'vscode-jsonrpc';
@@ -18,6 +18,7 @@ import {
   ROOT,
   startServer,
   startServerWithEnv,
+  workRootOf,
   stopServer,
   waitFor,
   type TestServer,
@@ -96,7 +97,7 @@ void describe('sandbox/languages', { timeout: SUITE_TIMEOUT_MS }, () => {
 
   void test('the six built-ins are available with real, absolute binaries and versions', async () => {
     const r = await s.conn.sendRequest(LanguagesRequest.type);
-    assert.equal(r.isolation, 'process');
+    assert.equal(r.isolation, 'bwrap');
     for (const id of BUILTINS) {
       const info = r.languages.find((l) => l.id === id);
       assert.ok(info, `${id} is listed`);
@@ -195,26 +196,34 @@ void describe('stdin, args, work dirs, program files, output', { timeout: SUITE_
     assert.equal(sh.stdout, args.map((a) => `[${a}]`).join(''));
   });
 
-  void test('work dir: cwd = HOME = TMPDIR, fresh per run, removed after the run', async () => {
-    const code = 'pwd\necho "$HOME"\necho "$TMPDIR"\nls -A | tr "\\n" " "; echo\necho secret > left-behind.txt\nls -A | tr "\\n" " "; echo';
-    const r1 = await execute(s, { language: 'shell', code, cache: false });
-    const r2 = await execute(s, { language: 'shell', code, cache: false });
-    const dirs: string[] = [];
-    for (const r of [r1, r2]) {
+  void test('work dir: cwd = HOME = /work, TMPDIR = /tmp, both empty tmpfs of the sandbox, fresh per run', async () => {
+    const code = [
+      'pwd',
+      'echo "$HOME"',
+      'echo "$TMPDIR"',
+      'ls -A | tr "\\n" " "; echo',
+      'ls -A /tmp | tr "\\n" " "; echo',
+      'echo secret > left-behind.txt; echo secret > /tmp/left-behind.txt',
+      'ls -A | tr "\\n" " "; echo',
+      'df --output=fstype,size -B1 . /tmp | tail -n 2 | tr -s " " | tr "\\n" ";"',
+    ].join('\n');
+    const root = workRootOf(s.proc.pid!);
+    assert.ok(root, 'the server has a work root');
+    for (let i = 0; i < 2; i++) {
+      const r = await execute(s, { language: 'shell', code, cache: false, limits: { diskMb: 3 } });
       assert.equal(r.status, 'ok', r.stderr);
-      const [cwd, home, tmpdir, before, afterWrite] = r.stdout.split('\n');
-      assert.ok(cwd && path.isAbsolute(cwd));
-      assert.equal(home, cwd);
-      assert.equal(tmpdir, cwd);
-      assert.match(cwd, /\/sbx-[^/]+\/run-[^/]+$/);
+      const [cwd, home, tmpdir, before, tmpBefore, afterWrite, df] = r.stdout.split('\n');
+      assert.equal(cwd, '/work');
+      assert.equal(home, '/work');
+      assert.equal(tmpdir, '/tmp');
+      // The second run sees nothing of the first one's files, here or in /tmp.
       assert.equal(before?.trim(), 'main.sh', 'a run starts with nothing but its program');
+      assert.equal(tmpBefore?.trim(), '', '/tmp starts empty');
       assert.equal(afterWrite?.trim(), 'left-behind.txt main.sh');
-      assert.equal(existsSync(cwd), false, `${cwd} is removed after the run`);
-      assert.equal(existsSync(path.dirname(cwd)), true, 'the work root lives as long as the server');
-      dirs.push(cwd);
+      assert.equal(df, 'tmpfs 3145728;tmpfs 3145728;', 'both are tmpfs of limits.diskMb');
     }
-    assert.notEqual(dirs[0], dirs[1], 'two runs get two dirs');
-    assert.equal(path.dirname(dirs[0]!), path.dirname(dirs[1]!), 'under one work root');
+    // On the host, the runs' own dirs are gone; the work root lives as long as the server.
+    assert.deepEqual(readdirSync(root).filter((n) => n.startsWith('run-')), []);
   });
 
   void test('file: a fixture file runs', async () => {

@@ -10,7 +10,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { CancellationTokenSource } from 'vscode-jsonrpc';
-import { outputContaining, processesUnder, processesWith, startServer, stopServer, waitFor, type TestServer } from '../helpers/server';
+import { runProcessesOf } from '../helpers/processes';
+import { outputContaining, processesWith, startServer, stopServer, waitFor, type TestServer } from '../helpers/server';
 import { ExecuteRequest, MetricsRequest, type ExecuteParams, type ExecutionResult } from '../../server/protocol';
 
 /** A hang fails the suite instead of stalling the run. */
@@ -157,7 +158,7 @@ for (const lang of LANGS) {
       assert.equal(r.signal, null);
       assert.equal(r.language, lang);
       assert.equal(r.cached, false);
-      assert.equal(r.isolation, 'process');
+      assert.equal(r.isolation, 'bwrap');
       assert.match(r.workerId ?? '', /^w\d+$/);
       assert.ok(r.cpuMs > 0, `cpuMs ${r.cpuMs} should be > 0`);
       assert.ok(r.peakMemoryBytes > 1_000_000, `peakMemoryBytes ${r.peakMemoryBytes} should be > 1 MB`);
@@ -301,17 +302,15 @@ void describe('internal_error: a runtime that cannot be started', { timeout: SUI
 
 void describe('compiled languages: the limits hold while compiling', { timeout: SUITE_TIMEOUT_MS }, () => {
   let s: TestServer;
-  /** The server's work root (the parent of every run's work dir). */
-  let root: string;
   /** Takes g++ several seconds: constant evaluation of 4e10 steps (it fails in the end, far past any limit here). */
   const slowToCompile = (tag: string): string =>
     `// ${tag}\nconstexpr long f() { long s = 0; for (long i = 0; i < 200000; i++) for (long j = 0; j < 200000; j++) s += i ^ j; return s; }\n` +
     'static_assert(f() != 1, "slow");\nint main() { return 0; }\n';
   before(async () => {
     s = await startServer({ poolSize: 2 });
-    const r = await execute(s, { language: 'shell', code: 'echo "$HOME"', cache: false });
-    root = path.dirname(r.stdout.trim());
   });
+  // The compiler runs sandboxed (its cwd is the sandbox's own /work): it is found as a process below the server.
+  const compilers = (): number[] => runProcessesOf(s.proc.pid!);
   after(async () => {
     await stopServer(s);
   });
@@ -324,20 +323,20 @@ void describe('compiled languages: the limits hold while compiling', { timeout: 
     assert.equal(r.status, 'timeout');
     assert.match(r.message ?? '', /compil/);
     assert.ok(elapsed < timeoutMs + 2000, `the request took ${elapsed} ms`);
-    assert.deepEqual(await processesUnder(root), [], 'the compiler is gone');
+    assert.deepEqual(compilers(), [], 'the compiler is gone');
   });
 
   void test('cancelled: cancelling while the compiler runs ends the run at once', async () => {
     const cts = new CancellationTokenSource();
     const pending = execute(s, { language: 'cpp', code: slowToCompile(randomUUID()), limits: { timeoutMs: 20_000 }, cache: false }, cts);
-    await waitFor(async () => (await processesUnder(root)).length > 0, 'the compiler to run');
+    await waitFor(async () => (compilers()).length > 0, 'the compiler to run');
     const cancelledAt = performance.now();
     cts.cancel();
     const r = await pending;
     assert.equal(r.status, 'cancelled');
     assert.match(r.message ?? '', /compil/);
     assert.ok(performance.now() - cancelledAt < 2000, 'the cancel took effect at once');
-    assert.deepEqual(await processesUnder(root), [], 'the compiler is gone');
+    assert.deepEqual(compilers(), [], 'the compiler is gone');
     assert.equal((await s.conn.sendRequest(MetricsRequest.type)).runsByStatus.cancelled, 1);
     cts.dispose();
   });

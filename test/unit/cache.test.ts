@@ -4,6 +4,7 @@ import { ExecutionCache, cacheKey } from '../../server/cache';
 import type { CacheKeyParts, CacheOptions } from '../../server/cache';
 import { STATUSES, UNCACHEABLE_STATUSES } from '../../server/protocol';
 import type { ExecutionResult, RunStatus } from '../../server/protocol';
+import { sampleResult } from '../helpers/results';
 
 // node:test's describe/it return promises the runner itself awaits; `void` tells no-floating-promises so.
 
@@ -18,24 +19,7 @@ function clock(start = 1_000) {
 }
 
 function result(overrides: Partial<ExecutionResult> = {}): ExecutionResult {
-  return {
-    runId: 'r1',
-    language: 'python',
-    status: 'ok',
-    exitCode: 0,
-    signal: null,
-    stdout: 'hello\n',
-    stderr: '',
-    stdoutTruncated: false,
-    stderrTruncated: false,
-    durationMs: 12,
-    cpuMs: 10,
-    peakMemoryBytes: 1_000_000,
-    cached: false,
-    workerId: 'w1',
-    isolation: 'process',
-    ...overrides,
-  };
+  return sampleResult(overrides);
 }
 
 /** The bytes an entry occupies: the UTF-8 length of its stored JSON (cached flag false). */
@@ -328,7 +312,7 @@ void describe('cacheKey', () => {
     code: 'print(input())',
     stdin: 'x',
     args: ['a', 'b'],
-    limits: { timeoutMs: 5_000, memoryMb: 256, outputBytes: 1_048_576 },
+    limits: { timeoutMs: 5_000, cpuMs: 5_000, memoryMb: 256, outputBytes: 1_048_576, processes: 64, fileSizeMb: 64, openFiles: 256, diskMb: 64 },
     isolation: 'process',
   };
 
@@ -340,7 +324,7 @@ void describe('cacheKey', () => {
     // Property order of the inputs does not matter.
     const reordered: CacheKeyParts = {
       isolation: 'process',
-      limits: { outputBytes: 1_048_576, memoryMb: 256, timeoutMs: 5_000 },
+      limits: { diskMb: 64, openFiles: 256, fileSizeMb: 64, processes: 64, outputBytes: 1_048_576, memoryMb: 256, cpuMs: 5_000, timeoutMs: 5_000 },
       args: ['a', 'b'],
       stdin: 'x',
       code: 'print(input())',

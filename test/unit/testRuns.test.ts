@@ -15,28 +15,12 @@ import {
   pythonHarness,
   shellHarness,
 } from '../../server/testRuns';
+import { sampleResult } from '../helpers/results';
 
 const item = (file: string, languageId: string, testId: string): TestRunItem => ({ uri: `file://${file}`, file, languageId, testId });
 
 function result(over: Partial<ExecutionResult>): ExecutionResult {
-  return {
-    runId: 'r',
-    language: 'python',
-    status: 'ok',
-    exitCode: 0,
-    signal: null,
-    stdout: '',
-    stderr: '',
-    stdoutTruncated: false,
-    stderrTruncated: false,
-    durationMs: 12,
-    cpuMs: 10,
-    peakMemoryBytes: 1,
-    cached: false,
-    workerId: 'w1',
-    isolation: 'process',
-    ...over,
-  };
+  return sampleResult({ runId: 'r', stdout: '', peakMemoryBytes: 1, ...over });
 }
 
 describe('discoverTests', () => {

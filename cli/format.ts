@@ -1,6 +1,6 @@
 /** Turning results into what a person reads: the summary line of `run`, tables, sizes and exit codes. */
 import { constants } from 'node:os';
-import type { ExecutionResult } from '../server/protocol';
+import type { ExecutionResult, Limits, SandboxInfo } from '../server/protocol';
 import { EXIT } from './errors';
 
 /** Bytes as MiB with one decimal, e.g. `9.8`. */
@@ -57,15 +57,29 @@ export function firstLine(text: string | undefined): string | undefined {
   return line;
 }
 
+/** `1 finding`, `3 findings`. */
+export function findingsCount(n: number): string {
+  return `${n} finding${n === 1 ? '' : 's'}`;
+}
+
 /**
  * The one-line summary `run` prints on stderr, e.g.
- * `sbx: ok · exit 0 · 23 ms · cpu 20 ms · peak 9.8 MiB · cached · isolation process`.
- * A multi-line `message` (a compiler's output) does not fit: the caller prints it above the line.
+ * `sbx: ok · exit 0 · 23 ms · cpu 20 ms · peak 9.8 MiB · cached · isolation process · 2 findings`.
+ * A multi-line `message` (a compiler's output) does not fit: the caller prints it above the line, and the findings
+ * themselves (findingLines) too.
  */
 export function summaryLine(result: ExecutionResult): string {
   const parts: string[] = [result.status];
+  // `?? []`: a server from before the security scan sends no findings.
+  const findings = result.findings ?? [];
   if (result.status === 'rejected') {
-    return `sbx: rejected: ${oneLine(result.message ?? 'the server refused to run the program')}`;
+    const extra: string[] = [];
+    if (findings.length > 0) extra.push(findingsCount(findings.length));
+    // The server's own rate-limit message already says when; a message that does not gets it said here.
+    if (result.retryAfterMs !== undefined && !/retry in/i.test(result.message ?? '')) extra.push(`retry in ${ms(result.retryAfterMs)} ms`);
+    // A multi-line message (the scan's findings under "blocked by …:") is printed above; its first line leads here.
+    const why = firstLine(result.message)?.replace(/:$/, '') ?? 'the server refused to run the program';
+    return `sbx: rejected: ${[why, ...extra].join(' · ')}`;
   }
   if (result.exitCode !== null) parts.push(`exit ${result.exitCode}`);
   if (result.signal !== null) parts.push(`killed by ${result.signal}`);
@@ -74,6 +88,7 @@ export function summaryLine(result: ExecutionResult): string {
   if (ran) parts.push(`${ms(result.durationMs)} ms`, `cpu ${ms(result.cpuMs)} ms`, `peak ${mib(result.peakMemoryBytes)} MiB`);
   if (result.cached) parts.push('cached');
   parts.push(`isolation ${result.isolation}`);
+  if (findings.length > 0) parts.push(findingsCount(findings.length));
   if (result.stdoutTruncated) parts.push(`(stdout truncated at ${Buffer.byteLength(result.stdout)} bytes)`);
   if (result.stderrTruncated) parts.push(`(stderr truncated at ${Buffer.byteLength(result.stderr)} bytes)`);
   if (result.status !== 'ok' && result.message !== undefined && !result.message.trim().includes('\n')) {
@@ -84,6 +99,41 @@ export function summaryLine(result: ExecutionResult): string {
 
 function oneLine(text: string): string {
   return text.trim().replace(/\s*\n\s*/g, ' ');
+}
+
+/**
+ * The security scan's findings, one line each (`sbx: finding at line 3: network — …`), for stderr above the summary. A finding
+ * the result's message already names (a run the scan blocked, whose message lists them) is not repeated.
+ */
+export function findingLines(result: Pick<ExecutionResult, 'findings' | 'message'>): string[] {
+  return (result.findings ?? [])
+    .map((f) => `line ${f.line}: ${f.ruleId} — ${oneLine(f.message)}`)
+    .filter((line) => !(result.message ?? '').includes(line))
+    .map((line) => `sbx: finding at ${line}`);
+}
+
+/** The sandbox section of `sbx languages`: mode and why, the bwrap binary, cgroups, what holds each limit, maxima. */
+export function sandboxLines(sandbox: SandboxInfo): string[] {
+  const lines: string[] = [];
+  if (sandbox.isolation === 'process') {
+    lines.push("warning: runs are NOT sandboxed: plain processes with rlimits can read and write this user's files and reach the network");
+  }
+  lines.push(`reason: ${sandbox.reason}`);
+  if (sandbox.bwrap !== null) lines.push(`bwrap: ${sandbox.bwrap}`);
+  lines.push(`cgroup: ${sandbox.cgroup ?? 'none writable (rlimits only)'}`);
+  lines.push('enforced by:');
+  const keys = Object.keys(sandbox.enforcement) as (keyof SandboxInfo['enforcement'])[];
+  const width = Math.max(...keys.map((k) => k.length));
+  for (const key of keys) lines.push(`  ${key.padEnd(width)}  ${sandbox.enforcement[key]}`);
+  lines.push(`max limits: ${maxLimitsText(sandbox.maxLimits)}`);
+  return lines;
+}
+
+/** `timeoutMs 600000 · cpuMs 600000 · memoryMb 8192 · …`, in the order the server gives them. */
+export function maxLimitsText(limits: Limits): string {
+  return Object.entries(limits)
+    .map(([name, value]) => `${name} ${value}`)
+    .join(' · ');
 }
 
 /** A plain text table: columns padded to their widest cell; `right` names the columns aligned right (numbers). */

@@ -1,5 +1,8 @@
-/** `sbx languages`: the runtimes the server found, with their real binaries and versions. */
-import { table } from './format';
+/**
+ * `sbx languages`: the runtimes the server found, with their real binaries and versions, then how runs are
+ * sandboxed here (SandboxInfo): the isolation mode and why, cgroups, what enforces each limit, the maxima.
+ */
+import { sandboxLines, table } from './format';
 import { openSession, writeOut, type GlobalOptions } from './session';
 
 export async function languagesCommand(options: { json?: boolean }, globals: GlobalOptions): Promise<number> {
@@ -21,6 +24,8 @@ export async function languagesCommand(options: { json?: boolean }, globals: Glo
       if (!l.available && l.message !== undefined) out += `${l.id}: ${l.message}\n`;
     }
     out += `isolation: ${result.isolation}\n`;
+    // `if`: a server from before SandboxInfo sends none.
+    if (result.sandbox) out += sandboxLines(result.sandbox).map((l) => `${l}\n`).join('');
     writeOut(out);
     return 0;
   });

@@ -6,7 +6,7 @@ import { CancellationTokenSource, ResponseError } from 'vscode-jsonrpc/node';
 import { type ExecuteParams, type ExecutionResult } from '../server/protocol';
 import { EXIT, UsageError } from './errors';
 import { extensionMap, knownExtensions, languageOf, readableFile } from './files';
-import { exitCodeFor, summaryLine } from './format';
+import { exitCodeFor, findingLines, summaryLine } from './format';
 import { limitsFrom } from './options';
 import { onInterrupt, openSession, writeErr, writeOut, writeStatus, type GlobalOptions } from './session';
 
@@ -105,6 +105,7 @@ export async function runCommand(fileArg: string, options: RunOptions, globals: 
     if (message !== undefined && message.includes('\n') && !result.stderr.includes(message)) {
       writeErr(`${message}\n`);
     }
+    for (const line of findingLines(result)) writeStatus(line);
     writeStatus(summaryLine(result));
     return exitCodeFor(result);
   });

@@ -2,7 +2,7 @@
  * Turning results and metrics into what a person reads in VS Code: the summary line after each run, the
  * notification for a verdict that is not `ok`, the status bar text and the metrics summary. Pure: no `vscode`.
  */
-import type { ExecuteBatchResult, ExecutionResult, IsolationMode, Metrics, RunStatus } from '../server/protocol';
+import type { ExecuteBatchResult, ExecutionResult, IsolationMode, Metrics, RunStatus, SandboxInfo } from '../server/protocol';
 
 /** Bytes as MiB with one decimal, e.g. `9.8 MiB`. */
 export function mib(bytes: number): string {
@@ -39,9 +39,15 @@ function ran(result: ExecutionResult): boolean {
   return result.durationMs > 0 || result.cpuMs > 0 || result.peakMemoryBytes > 0;
 }
 
+/** `1 finding`, `3 findings`. */
+export function findingsCount(n: number): string {
+  return `${n} finding${n === 1 ? '' : 's'}`;
+}
+
 /**
  * The one line written after a run, e.g.
- * `[sandbox] hello.py: ok · exit 0 · 23 ms · cpu 20 ms · peak 9.8 MiB · not cached · isolation process`.
+ * `[sandbox] hello.py: ok · exit 0 · 23 ms · cpu 20 ms · peak 9.8 MiB · not cached · isolation process · 2 findings`.
+ * The findings themselves go on the lines under it (findingLines).
  */
 export function summaryLine(result: ExecutionResult, label: string): string {
   const parts: string[] = [result.status];
@@ -50,12 +56,30 @@ export function summaryLine(result: ExecutionResult, label: string): string {
   if (ran(result)) parts.push(ms(result.durationMs), `cpu ${ms(result.cpuMs)}`, `peak ${mib(result.peakMemoryBytes)}`);
   parts.push(result.cached ? 'cached (not run again)' : 'not cached');
   parts.push(`isolation ${result.isolation}`);
+  // `?? []`: a server from before the security scan sends no findings.
+  const findings = result.findings ?? [];
+  if (findings.length > 0) parts.push(findingsCount(findings.length));
+  // The server's own rate-limit message already says when; a message that does not gets it said here.
+  if (result.status === 'rejected' && result.retryAfterMs !== undefined && !/retry in/i.test(result.message ?? '')) {
+    parts.push(`retry in ${ms(result.retryAfterMs)}`);
+  }
   if (result.stdoutTruncated) parts.push('stdout truncated');
   if (result.stderrTruncated) parts.push('stderr truncated');
   if (result.status !== 'ok' && result.message !== undefined && !result.message.trim().includes('\n')) {
     parts.push(oneLine(result.message));
   }
   return `[sandbox] ${label}: ${parts.join(' · ')}`;
+}
+
+/**
+ * The security scan's findings of a run, one line each for under its summary: `  line 3: network — …`. A finding
+ * the result's message already names (a run the scan blocked, whose message lists them) is not repeated.
+ */
+export function findingLines(result: Pick<ExecutionResult, 'findings' | 'message'>): string[] {
+  return (result.findings ?? [])
+    .map((f) => `line ${f.line}: ${f.ruleId} — ${oneLine(f.message)}`)
+    .filter((line) => !(result.message ?? '').includes(line))
+    .map((line) => `  ${line}`);
 }
 
 /** The message shown in a notification after a run, or undefined when the run needs none (ok, not cached). */
@@ -87,8 +111,44 @@ export function statusBarText(metrics: Pick<Metrics, 'pool' | 'cache'> | undefin
   return ['$(beaker)', `${pool}${queued}`, cache, iso].filter((p) => p !== '').join(' ');
 }
 
-/** The status bar tooltip: what each figure is and, in process mode, what that means. */
-export function statusBarTooltip(metrics: Pick<Metrics, 'pool' | 'cache'> | undefined, isolation: IsolationMode | undefined): string {
+const ENFORCED: readonly [keyof SandboxInfo['enforcement'], string][] = [
+  ['memory', 'Memory'],
+  ['processes', 'Processes'],
+  ['disk', 'Disk'],
+  ['cpu', 'CPU time'],
+  ['wall', 'Wall time'],
+];
+
+/** What the sandbox is made of here: the cgroup version and what holds each limit, one line each. */
+export function sandboxDetails(sandbox: SandboxInfo): string[] {
+  const lines = [`cgroup: ${sandbox.cgroup ?? 'none writable (rlimits only)'}`];
+  for (const [key, label] of ENFORCED) {
+    const by = sandbox.enforcement[key];
+    if (by !== undefined) lines.push(`${label}: ${by}`);
+  }
+  return lines;
+}
+
+/** One line for the log, e.g. `sandbox: bwrap (bubblewrap 0.9.0 works here) · cgroup v2 · memory: memory cgroup · …`. */
+export function sandboxSummary(sandbox: SandboxInfo | undefined): string {
+  if (!sandbox) return 'sandbox: the server did not describe its sandbox';
+  const head =
+    sandbox.isolation === 'process'
+      ? `sandbox: process — runs are NOT sandboxed (${sandbox.reason}): they can read and write your files and reach the network`
+      : `sandbox: ${sandbox.isolation} (${sandbox.reason})`;
+  const enforced = ENFORCED.filter(([key]) => sandbox.enforcement[key] !== undefined).map(([key]) => `${key}: ${sandbox.enforcement[key]}`);
+  return [head, `cgroup ${sandbox.cgroup ?? 'none'}`, ...enforced].join(' · ');
+}
+
+/**
+ * The status bar tooltip: what each figure is, how runs are sandboxed (mode and why, cgroups, what holds each limit)
+ * and, in process mode, plainly that they are not.
+ */
+export function statusBarTooltip(
+  metrics: Pick<Metrics, 'pool' | 'cache'> | undefined,
+  isolation: IsolationMode | undefined,
+  sandbox?: SandboxInfo,
+): string {
   const lines = ['Sandbox Runner'];
   if (metrics) {
     lines.push(`Pool: ${metrics.pool.busy} of ${metrics.pool.size} workers busy, ${metrics.pool.queued} queued`);
@@ -102,9 +162,11 @@ export function statusBarTooltip(metrics: Pick<Metrics, 'pool' | 'cache'> | unde
   }
   if (isolation === 'process') {
     lines.push('Isolation: process — runs are child processes with limits, NOT a sandbox: a program can read and write your files and reach the network.');
+    if (sandbox) lines.push(`Why not sandboxed: ${sandbox.reason}.`);
   } else if (isolation !== undefined) {
-    lines.push(`Isolation: ${isolation}`);
+    lines.push(sandbox ? `Isolation: ${isolation} — ${sandbox.reason}` : `Isolation: ${isolation}`);
   }
+  if (isolation !== undefined && sandbox) lines.push(...sandboxDetails(sandbox));
   lines.push('Click to show metrics.');
   return lines.join('\n');
 }

@@ -5,7 +5,7 @@
  */
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { batchSummaryLine, runNotification, summaryLine } from './format';
+import { batchSummaryLine, findingLines, runNotification, summaryLine } from './format';
 import { serverLanguageFor, RUNNABLE_VSCODE_LANGUAGES } from './languages';
 import { ServerUnavailableError, type SandboxServer } from './server';
 import {
@@ -227,6 +227,7 @@ export class Runner implements vscode.Disposable {
     if (!stream.endsWithNewline) this.output.appendLine('');
     if (result.message?.trim().includes('\n')) this.output.appendLine(result.message.trimEnd());
     this.output.appendLine(summaryLine(result, label));
+    for (const line of findingLines(result)) this.output.appendLine(line);
     const notification = runNotification(result, label);
     if (notification) void this.notify(notification.text, notification.severity, result.cached);
   }
@@ -282,6 +283,7 @@ export class Runner implements vscode.Disposable {
         if (text !== '' && !text.endsWith('\n')) this.output.appendLine('');
         if (r.message?.trim().includes('\n')) this.output.appendLine(r.message.trimEnd());
         this.output.appendLine(summaryLine(r, labels[i]!));
+        for (const line of findingLines(r)) this.output.appendLine(line);
       });
       this.output.appendLine(batchSummaryLine(result));
       if (result.summary.failed > 0) {

@@ -16,7 +16,14 @@ import {
   type LanguageClientOptions,
   type ServerOptions,
 } from 'vscode-languageclient/node';
-import { serverConfigFromSettings, SERVER_SETTING_KEYS, type BuiltConfig } from './config';
+import {
+  afterConfigure,
+  serverConfigFromSettings,
+  settingsNeedingRestart,
+  SERVER_SETTING_KEYS,
+  type BuiltConfig,
+} from './config';
+import { sandboxSummary } from './format';
 import { SERVED_VSCODE_LANGUAGES } from './languages';
 import {
   ConfigureRequest,
@@ -26,6 +33,7 @@ import {
   type LanguagesResult,
   type Metrics,
   type OutputParams,
+  type ServerConfig,
 } from '../server/protocol';
 
 /** The client id: vscode-languageclient reads `sandbox.trace.server` because of it. */
@@ -57,6 +65,10 @@ export class SandboxServer implements vscode.Disposable {
   private readonly disposables: vscode.Disposable[] = [this.metricsEmitter, this.outputEmitter, this.languagesEmitter];
   /** Settings problems already shown, so one bad value is not reported on every change. */
   private shownProblems = '';
+  /** What the running server was started with and since sent, as far as a restart decision needs it. */
+  private running: Pick<ServerConfig, 'isolation' | 'limits'> | undefined;
+  /** The settings a restart is pending for, already offered, so the offer is not repeated on every change. */
+  private offeredRestart = '';
 
   readonly onMetrics = this.metricsEmitter.event;
   readonly onOutput = this.outputEmitter.event;
@@ -88,7 +100,12 @@ export class SandboxServer implements vscode.Disposable {
     ]);
     const clientOptions: LanguageClientOptions = {
       documentSelector,
-      initializationOptions: () => this.buildConfig({}).config,
+      initializationOptions: () => {
+        const { config } = this.buildConfig({});
+        this.running = { isolation: config.isolation, limits: { ...config.limits } };
+        this.offeredRestart = '';
+        return config;
+      },
       outputChannel: this.log,
       traceOutputChannel: this.log,
       errorHandler: this.errorHandler(),
@@ -174,13 +191,30 @@ export class SandboxServer implements vscode.Disposable {
   private async configure(): Promise<void> {
     // Omitted fields mean "unchanged" to sandbox/configure: an unset pool size is sent as the server's default.
     const { config } = this.buildConfig({ defaultPoolSize: availableParallelism() });
+    if (this.running) this.offerRestart(settingsNeedingRestart(this.running, config));
     try {
       const result = await this.request((c) => c.sendRequest(ConfigureRequest.type, config));
       this.log.info(`settings sent to the server: ${JSON.stringify(config)}`);
+      if (this.running) this.running = afterConfigure(this.running, config);
       if (this.languages) this.setLanguages({ ...this.languages, languages: result.languages });
     } catch (e) {
       this.log.error(`sending settings to the server failed: ${(e as Error).message}`);
     }
+  }
+
+  /** Offers "Restart Server" for settings only a restart applies (`sandbox.isolation`, a cleared limit), once per set. */
+  private offerRestart(names: string[]): void {
+    const key = names.join(', ');
+    if (key === this.offeredRestart) return;
+    this.offeredRestart = key;
+    if (names.length === 0) return;
+    const what = names.length === 1 ? `${names[0]} takes` : `${key} take`;
+    this.log.info(`${what} effect when the sandbox server restarts`);
+    void vscode.window
+      .showInformationMessage(`Sandbox Runner: ${what} effect when the sandbox server restarts (restarting stops runs in progress).`, 'Restart Server')
+      .then((choice) => {
+        if (choice === 'Restart Server') void vscode.commands.executeCommand('sandbox.restartServer');
+      });
   }
 
   private async refreshLanguages(): Promise<void> {
@@ -189,6 +223,9 @@ export class SandboxServer implements vscode.Disposable {
       this.setLanguages(result);
       const missing = result.languages.filter((l) => !l.available).map((l) => `${l.id} (${l.message ?? 'not found'})`);
       this.log.info(`server ready: isolation ${result.isolation}; languages ${result.languages.filter((l) => l.available).map((l) => l.id).join(', ')}`);
+      const sandbox = sandboxSummary(result.sandbox);
+      if (result.isolation === 'process') this.log.warn(sandbox);
+      else this.log.info(sandbox);
       if (missing.length > 0) this.log.warn(`unavailable: ${missing.join('; ')}`);
     } catch (e) {
       this.log.warn(`asking the server for its languages failed: ${(e as Error).message}`);

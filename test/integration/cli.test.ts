@@ -10,7 +10,9 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, 
 import { constants, tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { findingLines, summaryLine } from '../../cli/format';
 import type { ExecutionResult, LanguagesResult, Metrics, BatchSummary } from '../../server/protocol';
+import { sampleResult } from '../helpers/results';
 
 const ROOT = path.resolve(import.meta.dirname, '..', '..');
 const CLI = path.join(ROOT, 'dist', 'cli.js');
@@ -458,6 +460,110 @@ describe('sbx languages', () => {
       assert.ok(Array.isArray(l.extensions));
       assert.ok(['builtin', 'executorMap'].includes(l.source));
     }
+  });
+});
+
+describe('sbx languages: the sandbox', () => {
+  test('prints the isolation mode and its reason, as the --json result has them', async () => {
+    const json = await sbx(['languages', '--json']);
+    assert.equal(json.code, 0, json.stderr);
+    const { sandbox } = JSON.parse(json.stdout) as LanguagesResult;
+    assert.ok(sandbox, 'the LanguagesResult has no sandbox');
+    assert.ok(['bwrap', 'process'].includes(sandbox.isolation));
+    assert.equal(typeof sandbox.reason, 'string');
+    assert.ok(sandbox.reason.length > 0);
+
+    const out = await sbx(['languages']);
+    assert.equal(out.code, 0, out.stderr);
+    const lines = out.stdout.split('\n');
+    const isolation = lines.filter((l) => l.startsWith('isolation:'));
+    assert.deepEqual(isolation, [`isolation: ${sandbox.isolation}`]);
+    assert.ok(lines.includes(`reason: ${sandbox.reason}`), out.stdout);
+    assert.ok(lines.includes(`cgroup: ${sandbox.cgroup ?? 'none writable (rlimits only)'}`), out.stdout);
+    assert.ok(lines.includes('enforced by:'), out.stdout);
+    for (const [what, by] of Object.entries(sandbox.enforcement)) {
+      assert.match(out.stdout, new RegExp(`^  ${what} +${by.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, 'm'));
+    }
+    assert.match(out.stdout, /^max limits: timeoutMs \d+ · cpuMs \d+ · memoryMb \d+ · outputBytes \d+ · processes \d+ · fileSizeMb \d+ · openFiles \d+ · diskMb \d+$/m);
+    assert.ok(lines.includes(`max limits: ${Object.entries(sandbox.maxLimits).map(([k, v]) => `${k} ${v}`).join(' · ')}`));
+    if (sandbox.isolation === 'bwrap') {
+      assert.ok(lines.includes(`bwrap: ${sandbox.bwrap}`), out.stdout);
+      assert.doesNotMatch(out.stdout, /NOT sandboxed/);
+    } else {
+      assert.match(out.stdout, /^warning: runs are NOT sandboxed/m);
+    }
+  });
+
+  test('with isolation "process" says plainly that runs are not sandboxed, and why', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'sbx-cli-'));
+    try {
+      writeFileSync(path.join(dir, 'process.json'), '{ "isolation": "process" }');
+      const out = await sbx(['--config', path.join(dir, 'process.json'), 'languages']);
+      assert.equal(out.code, 0, out.stderr);
+      assert.match(out.stdout, /^isolation: process$/m);
+      assert.match(out.stdout, /^warning: runs are NOT sandboxed: .*read and write .* files and reach the network$/m);
+      assert.match(out.stdout, /^reason: chosen by the isolation setting$/m);
+      assert.doesNotMatch(out.stdout, /^bwrap:/m);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('sbx run: security scan findings', () => {
+  test('counts the findings in the summary and prints each on stderr above it', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'sbx-cli-'));
+    try {
+      const file = path.join(dir, 'net.py');
+      writeFileSync(file, 'import socket\nprint("still runs")\n');
+      const json = JSON.parse((await sbx(['run', file, '--json'])).stdout) as ExecutionResult;
+      assert.ok(json.findings.length > 0, 'the scan found nothing in a program that imports socket');
+      const out = await sbx(['run', file]);
+      assert.equal(out.code, 0, out.stderr);
+      assert.equal(out.stdout, 'still runs\n');
+      const n = json.findings.length;
+      assert.match(summaryOf(out), new RegExp(`^sbx: ok · .* · ${n} findings?$`));
+      const lines = out.stderr.trimEnd().split('\n');
+      assert.equal(lines.length, n + 1, out.stderr);
+      assert.match(lines[0]!, /^sbx: finding at line 1: network — .*socket/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a run the scan blocks (scanPolicy "block") is rejected: exit 2, the findings named once', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'sbx-cli-'));
+    try {
+      const file = path.join(dir, 'net.py');
+      writeFileSync(file, 'import socket\nprint("never printed")\n');
+      writeFileSync(path.join(dir, 'block.json'), '{ "scanPolicy": "block" }');
+      const out = await sbx(['--config', path.join(dir, 'block.json'), 'run', file]);
+      assert.equal(out.code, 2, out.stderr);
+      assert.equal(out.stdout, '');
+      assert.match(summaryOf(out), /^sbx: rejected: blocked by the security scan .* · 1 finding$/);
+      assert.equal(out.stderr.match(/line 1: network/g)?.length, 1, out.stderr);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('summaryLine and findingLines: counts, retry after a rate limit, findings not repeated', () => {
+    const net = { ruleId: 'network', message: 'opens a socket', line: 3, severity: 'warning' as const };
+    assert.equal(summaryLine(sampleResult({ findings: [net] })), 'sbx: ok · exit 0 · 12 ms · cpu 10 ms · peak 1.0 MiB · isolation process · 1 finding');
+    assert.match(summaryLine(sampleResult({ findings: [net, { ...net, line: 4 }] })), / · 2 findings$/);
+    assert.doesNotMatch(summaryLine(sampleResult()), /finding/);
+    const limited = sampleResult({
+      status: 'rejected',
+      exitCode: null,
+      retryAfterMs: 199.7,
+      message: 'rate limit: too many requests from this client; retry in 200 ms (rateLimit setting)',
+    });
+    // The server's message says when already: not said twice. A message that doesn't gets it added.
+    assert.equal(summaryLine(limited), 'sbx: rejected: rate limit: too many requests from this client; retry in 200 ms (rateLimit setting)');
+    assert.equal(summaryLine({ ...limited, message: 'rate limit' }), 'sbx: rejected: rate limit · retry in 200 ms');
+    assert.equal(summaryLine({ ...limited, message: undefined }), 'sbx: rejected: the server refused to run the program · retry in 200 ms');
+    assert.deepEqual(findingLines(sampleResult({ findings: [net] })), ['sbx: finding at line 3: network — opens a socket']);
+    assert.deepEqual(findingLines(sampleResult({ findings: [net], message: 'blocked:\nline 3: network — opens a socket' })), []);
   });
 });
 

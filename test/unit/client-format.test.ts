@@ -2,33 +2,21 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   batchSummaryLine,
+  findingLines,
+  findingsCount,
   runNotification,
+  sandboxDetails,
+  sandboxSummary,
   statusBarText,
   statusBarTooltip,
   summaryLine,
 } from '../../client/format';
-import { STATUSES, type ExecutionResult, type Metrics } from '../../server/protocol';
+import { STATUSES, type ExecutionResult, type Finding, type Metrics, type SandboxInfo } from '../../server/protocol';
 import { sampleMetrics } from '../helpers/metrics';
+import { sampleResult } from '../helpers/results';
 
 function result(over: Partial<ExecutionResult> = {}): ExecutionResult {
-  return {
-    runId: 'r1',
-    language: 'python',
-    status: 'ok',
-    exitCode: 0,
-    signal: null,
-    stdout: 'hi\n',
-    stderr: '',
-    stdoutTruncated: false,
-    stderrTruncated: false,
-    durationMs: 23.4,
-    cpuMs: 20,
-    peakMemoryBytes: 9.8 * 1024 * 1024,
-    cached: false,
-    workerId: 'w1',
-    isolation: 'process',
-    ...over,
-  };
+  return sampleResult({ stdout: 'hi\n', durationMs: 23.4, cpuMs: 20, peakMemoryBytes: 9.8 * 1024 * 1024, ...over });
 }
 
 const metrics: Metrics = sampleMetrics({
@@ -38,6 +26,32 @@ const metrics: Metrics = sampleMetrics({
   recentRuns: [{ runId: 'r4', language: 'python', status: 'timeout', durationMs: 100, cpuMs: 1, peakMemoryBytes: 1048576, cached: false, workerId: 'w1', finishedAt: 0 }],
   server: { pid: 42, rssBytes: 50 * 1024 * 1024, heapUsedBytes: 1 },
 });
+
+const network: Finding = { ruleId: 'network', message: 'opens a network connection (socket.socket)', line: 3, column: 1, severity: 'warning' };
+const subprocess: Finding = { ruleId: 'subprocess', message: 'starts another program\n(subprocess.run)', line: 7, severity: 'warning' };
+
+const bwrapInfo: SandboxInfo = {
+  isolation: 'bwrap',
+  reason: 'bubblewrap 0.9.0 works here',
+  bwrap: '/usr/bin/bwrap',
+  cgroup: 'v2',
+  enforcement: {
+    memory: 'memory cgroup',
+    processes: 'pids cgroup',
+    cpu: 'RLIMIT_CPU',
+    wall: 'timer kills the whole sandbox (PID namespace)',
+    disk: 'tmpfs size',
+  },
+  maxLimits: { timeoutMs: 600000, cpuMs: 600000, memoryMb: 8192, outputBytes: 67108864, processes: 1024, fileSizeMb: 1024, openFiles: 4096, diskMb: 1024 },
+};
+const processInfo: SandboxInfo = {
+  ...bwrapInfo,
+  isolation: 'process',
+  reason: 'bwrap (Debian package bubblewrap) was not found on PATH',
+  bwrap: null,
+  cgroup: null,
+  enforcement: { memory: 'RLIMIT_AS + RSS watchdog', processes: 'RLIMIT_NPROC', cpu: 'RLIMIT_CPU', wall: 'timer', disk: 'none' },
+};
 
 describe('summaryLine', () => {
   it('names verdict, exit, time, CPU, peak memory, cache and isolation', () => {
@@ -64,9 +78,53 @@ describe('summaryLine', () => {
     assert.equal(line, '[sandbox] a.c: compile_error · not cached · isolation process');
   });
 
+  it('counts the findings of the security scan', () => {
+    assert.equal(
+      summaryLine(result({ findings: [network] }), 'net.py'),
+      '[sandbox] net.py: ok · exit 0 · 23 ms · cpu 20 ms · peak 9.8 MiB · not cached · isolation process · 1 finding',
+    );
+    assert.match(summaryLine(result({ findings: [network, subprocess] }), 'a.py'), / · isolation process · 2 findings$/);
+    assert.doesNotMatch(summaryLine(result({ findings: [] }), 'a.py'), /finding/);
+    assert.equal(findingsCount(0), '0 findings');
+  });
+
+  it('says when a rate-limited run may be retried', () => {
+    const line = summaryLine(
+      result({ status: 'rejected', exitCode: null, durationMs: 0, cpuMs: 0, peakMemoryBytes: 0, retryAfterMs: 249.6, message: 'rate limit: too many requests' }),
+      'a.py',
+    );
+    assert.equal(line, '[sandbox] a.py: rejected · not cached · isolation process · retry in 250 ms · rate limit: too many requests');
+    // The server's own message says when already: not said twice.
+    assert.equal(
+      summaryLine(result({ status: 'rejected', exitCode: null, durationMs: 0, cpuMs: 0, peakMemoryBytes: 0, retryAfterMs: 40, message: 'rate limit: too many requests; retry in 40 ms (rateLimit setting)' }), 'a.py'),
+      '[sandbox] a.py: rejected · not cached · isolation process · rate limit: too many requests; retry in 40 ms (rateLimit setting)',
+    );
+    // Only a rejection has a retry.
+    assert.doesNotMatch(summaryLine(result({ retryAfterMs: 5 }), 'a.py'), /retry/);
+  });
+
   it('names the signal and truncated streams', () => {
     const line = summaryLine(result({ status: 'timeout', exitCode: null, signal: 'SIGKILL', stdoutTruncated: true }), 'loop.sh');
     assert.match(line, /timeout · killed by SIGKILL · .* · stdout truncated/);
+  });
+});
+
+describe('findingLines', () => {
+  it('gives one indented line per finding: line, rule and message on one line', () => {
+    assert.deepEqual(findingLines(result({ findings: [network, subprocess] })), [
+      '  line 3: network — opens a network connection (socket.socket)',
+      '  line 7: subprocess — starts another program (subprocess.run)',
+    ]);
+    assert.deepEqual(findingLines(result()), []);
+  });
+
+  it('does not repeat findings a blocked run\'s message already lists', () => {
+    const blocked = result({
+      status: 'rejected',
+      findings: [network, { ...network, line: 9, ruleId: 'dynamic-eval', message: 'runs text as code (eval)' }],
+      message: 'blocked by the security scan (scanPolicy "block"):\nline 3: network — opens a network connection (socket.socket)',
+    });
+    assert.deepEqual(findingLines(blocked), ['  line 9: dynamic-eval — runs text as code (eval)']);
   });
 });
 
@@ -113,6 +171,53 @@ describe('status bar', () => {
   it('explains in the tooltip that process isolation is not a sandbox', () => {
     assert.match(statusBarTooltip(metrics, 'process'), /NOT a sandbox/);
     assert.match(statusBarTooltip(undefined, undefined), /Waiting/);
+  });
+
+  it('shows in the tooltip how runs are sandboxed: mode and why, cgroup, what holds memory, processes and disk', () => {
+    const tip = statusBarTooltip(metrics, 'bwrap', bwrapInfo).split('\n');
+    assert.ok(tip.includes('Isolation: bwrap — bubblewrap 0.9.0 works here'), tip.join('\n'));
+    assert.ok(tip.includes('cgroup: v2'));
+    assert.ok(tip.includes('Memory: memory cgroup'));
+    assert.ok(tip.includes('Processes: pids cgroup'));
+    assert.ok(tip.includes('Disk: tmpfs size'));
+    assert.ok(!tip.join('\n').includes('NOT'));
+    assert.equal(tip.at(-1), 'Click to show metrics.');
+  });
+
+  it('says in the tooltip plainly, with the reason, that process-mode runs are not sandboxed', () => {
+    const tip = statusBarTooltip(metrics, 'process', processInfo);
+    assert.match(tip, /NOT a sandbox/);
+    assert.match(tip, /^Why not sandboxed: bwrap \(Debian package bubblewrap\) was not found on PATH\.$/m);
+    assert.match(tip, /^cgroup: none writable \(rlimits only\)$/m);
+    assert.match(tip, /^Memory: RLIMIT_AS \+ RSS watchdog$/m);
+    // The status bar text keeps its warning icon.
+    assert.match(statusBarText(metrics, processInfo.isolation), /\$\(warning\) process$/);
+  });
+
+  it('leaves the sandbox out of the tooltip while no server is running', () => {
+    assert.doesNotMatch(statusBarTooltip(undefined, undefined, undefined), /cgroup|Isolation/);
+  });
+});
+
+describe('sandboxSummary and sandboxDetails', () => {
+  it('puts the sandbox on one line for the log', () => {
+    assert.equal(
+      sandboxSummary(bwrapInfo),
+      'sandbox: bwrap (bubblewrap 0.9.0 works here) · cgroup v2 · memory: memory cgroup · processes: pids cgroup · disk: tmpfs size · cpu: RLIMIT_CPU · wall: timer kills the whole sandbox (PID namespace)',
+    );
+    assert.match(sandboxSummary(processInfo), /^sandbox: process — runs are NOT sandboxed \(bwrap \(Debian package bubblewrap\) was not found on PATH\)/);
+    assert.match(sandboxSummary(undefined), /did not describe/);
+  });
+
+  it('lists the cgroup version and every enforced limit', () => {
+    assert.deepEqual(sandboxDetails(bwrapInfo), [
+      'cgroup: v2',
+      'Memory: memory cgroup',
+      'Processes: pids cgroup',
+      'Disk: tmpfs size',
+      'CPU time: RLIMIT_CPU',
+      'Wall time: timer kills the whole sandbox (PID namespace)',
+    ]);
   });
 });
 

@@ -19,7 +19,7 @@ set -euo pipefail
 CODE_SERVER_VERSION=4.96.4
 VSCODE_VERSION=1.96.4
 PLAYWRIGHT_CORE_VERSION=1.65.1
-APT_PACKAGES=(chromium ripgrep libkrb5-dev)
+APT_PACKAGES=(bubblewrap chromium ripgrep libkrb5-dev)   # bubblewrap: the sandbox the extension runs code in
 RECIPE=1   # bump when the steps below change: the marker then no longer matches and the install is redone
 
 PROJECT=$(cd "$(dirname "$0")/.." && pwd)

@@ -39,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/resource.h>
 #include <sys/time.h>
 #include <sys/types.h>
@@ -145,6 +146,23 @@ static void usage(void) {
 
 #define MAX_CGROUPS 8
 
+/* Closes every descriptor from `low` up: a program must inherit nothing but its stdio (and bwrap its report fd),
+ * whatever the server's own parent left open in it. */
+static void close_from(int low) {
+#ifdef SYS_close_range
+    if (syscall(SYS_close_range, (unsigned)low, ~0U, 0) == 0) return;
+#endif
+    DIR *d = opendir("/proc/self/fd");
+    if (!d) return;
+    int self = dirfd(d);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        int fd = atoi(e->d_name);
+        if (e->d_name[0] >= '0' && e->d_name[0] <= '9' && fd >= low && fd != self) close(fd);
+    }
+    closedir(d);
+}
+
 /* Moves the calling process into a cgroup: "0" in cgroup.procs means "the writer". */
 static int join_cgroup(const char *procs) {
     int fd = open(procs, O_WRONLY | O_CLOEXEC);
@@ -222,8 +240,17 @@ static int launch(int argc, char **argv) {
         sigprocmask(SIG_SETMASK, &old, NULL);
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         setpgid(0, 0);
-        if (!keep_report) close(REPORT_FD);
         close(errpipe[0]);
+        /* Keep only stdio, the close-on-exec error pipe and, for bwrap, the report fd. */
+        int ep = errpipe[1];
+        if (ep != REPORT_FD + 1) {
+            if (dup2(ep, REPORT_FD + 1) < 0) _exit(127);
+            ep = REPORT_FD + 1;
+            fcntl(ep, F_SETFD, FD_CLOEXEC);
+        }
+        if (!keep_report) close(REPORT_FD);
+        close_from(REPORT_FD + 2);
+        errpipe[1] = ep;
         for (int k = 0; k < ncgroups; k++) {
             if (join_cgroup(cgroups[k]) != 0) {
                 int e = errno;

@@ -178,8 +178,13 @@ describe('Sandbox Runner in a real VS Code: input, failures, cache, explorer bat
     const item = wb.page.locator('.part.statusbar .statusbar-item', { hasText: /\d+\/\d+ busy/ }).first();
     await item.waitFor({ timeout: 30_000 });
     const text = (await item.innerText()).replace(/\s+/g, ' ').trim();
-    assert.match(text, /^\d+\/\d+ busy( \+\d+ queued)? cache \d+% process$/);
-    assert.equal(await item.locator('.codicon-warning').count(), 1, 'process isolation is shown with a warning icon');
+    assert.match(text, /^\d+\/\d+ busy( \+\d+ queued)? cache \d+% bwrap$/);
+    assert.equal(await item.locator('.codicon-shield').count(), 1, 'bubblewrap isolation is shown with a shield icon');
+    assert.equal(await item.locator('.codicon-warning').count(), 0, 'no warning: runs are sandboxed');
+    await item.hover();
+    const tooltip = wb.page.locator('.monaco-hover, .workbench-hover', { hasText: /bubblewrap/ }).first();
+    await tooltip.waitFor({ timeout: 10_000 });
+    assert.match((await tooltip.innerText()).replace(/\s+/g, ' '), /Isolation: bwrap.*memory cgroup/i);
     await wb.shot('10-status-bar');
     await item.click();
     // One view in its container: the side bar's title is "SANDBOX: METRICS" (no pane header of its own).
@@ -203,7 +208,7 @@ describe('Sandbox Runner in a real VS Code: input, failures, cache, explorer bat
     assert.match(text, /hello from the sandbox/);
     assert.match(text, /\[sandbox\] hello\.py: ok · exit 0 ·[^\n]*· not cached/); // a new server, an empty cache
     // The status bar follows the new server: its figures start again (one run, one miss).
-    await wb.page.locator('.part.statusbar .statusbar-item', { hasText: /^\s*0\/\d+ busy\s+cache 0%\s+process\s*$/ }).waitFor({ timeout: 10_000 });
+    await wb.page.locator('.part.statusbar .statusbar-item', { hasText: /^\s*0\/\d+ busy\s+cache 0%\s+bwrap\s*$/ }).waitFor({ timeout: 10_000 });
   }));
 
   it('Clear Cache makes the next run of a cached file run for real', () => step('12-clear-cache', async () => {

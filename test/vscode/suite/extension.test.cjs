@@ -79,6 +79,22 @@ describe('Sandbox Runner in VS Code', function () {
     assert.match(outputChannelText('Sandbox Output'), /hello, codelens/);
   });
 
+  it('shows the security scan\'s findings as diagnostics before anything runs, and updates them on edit', async function () {
+    const doc = await vscode.workspace.openTextDocument({ language: 'python', content: 'import socket\nprint("hi")\n' });
+    await vscode.window.showTextDocument(doc);
+    const ours = () => vscode.languages.getDiagnostics(doc.uri).filter((d) => d.source === 'Sandbox Runner');
+    const found = await waitFor('a Sandbox Runner diagnostic on the untitled document', () => ours().length > 0 && ours());
+    const network = found.find((d) => String(typeof d.code === 'object' ? d.code.value : d.code) === 'network');
+    assert.ok(network, `no "network" finding among ${JSON.stringify(found.map((d) => d.code))}`);
+    assert.equal(network.range.start.line, 0, 'on the import line');
+    assert.equal(network.severity, vscode.DiagnosticSeverity.Warning);
+    // Removing the import clears it: the server rescans the edited text.
+    const editor = vscode.window.activeTextEditor;
+    await editor.edit((e) => e.delete(new vscode.Range(0, 0, 1, 0)));
+    await waitFor('the finding to go once the import is removed', () => !ours().some((d) => String(typeof d.code === 'object' ? d.code.value : d.code) === 'network'));
+    await vscode.commands.executeCommand('workbench.action.revertAndCloseActiveEditor');
+  });
+
   it('answers a repeated run from the cache, and "Re-run Without Cache" runs it for real', async function () {
     const file = vscode.Uri.file(path.join(WORKSPACE, 'hello.py'));
     await vscode.window.showTextDocument(file);

@@ -83,7 +83,7 @@ const QUOTED: readonly ScanLanguage[] = ['python', 'javascript', 'typescript', '
 /** Python `import a, m` / `from m import …` / `import m.sub` of one of `modules` (regex alternation). */
 function pyImport(modules: string): RegExp {
   return new RegExp(
-    String.raw`^[ \t]*(?:from[ \t]+|import[ \t]+(?:[\w.]+(?:[ \t]+as[ \t]+\w+)?[ \t]*,[ \t]*)*)(?<at>(?:${modules}))(?![\w])`,
+    String.raw`(?:^|;)[ \t]*(?:from[ \t]+|import[ \t]+(?:[\w.]+(?:[ \t]+as[ \t]+\w+)?[ \t]*,[ \t]*)*)(?<at>(?:${modules}))(?![\w])`,
   );
 }
 
@@ -109,7 +109,7 @@ function cCall(names: string): RegExp {
 
 /** Absolute paths and escapes outside the run's work dir; `/dev/tcp|udp` belong to the network rule, and the
  *  harmless devices (null, std streams, zero, random, fd) are allowed. */
-const OUTSIDE_PATH = String.raw`(?<![\w.~$\/=-])(?<at>(?:\/(?:etc|root|home|Users|boot)(?![\w.-])|\/(?:var\/)?run\/docker\.sock|\/proc\/[^\/\s'"]+\/(?:environ|mem)\b|\/dev\/(?!(?:null|stdin|stdout|stderr|zero|urandom|random|fd|tcp|udp)(?![\w-]))[\w-]+|~[\w-]*(?=\/|[\s'"\`;|&)]|$)|\$\{?HOME\b\}?|\.\.\/)[^\s'"\`;|&)<>]*)`;
+const OUTSIDE_PATH = String.raw`(?<![\w.~$\/-])(?<at>(?:\/(?:etc|root|home|Users|boot)(?![\w.-])|\/(?:var\/)?run\/docker\.sock|\/proc\/[^\/\s'"]+\/(?:environ|mem)\b|\/dev\/(?!(?:null|stdin|stdout|stderr|zero|urandom|random|fd|tcp|udp)(?![\w-]))[\w-]+|(?<!=)~[\w-]*(?=\/|[\s'"\`;|&)]|$)|\$\{?HOME\b\}?|\.\.\/)[^\s'"\`;|&)<>]*)`;
 
 /** `rm` with flags, aimed at `/`, `~` or `$HOME` (optionally `/*`); `accept` checks the flags are recursive. */
 const DESTRUCTIVE_RM = String.raw`\brm(?<flags>(?:[ \t]+-{1,2}[\w-]+)+)[ \t]+(?<q>["']?)(?<at>\/\*?|~\/?\*?|\$\{?HOME\}?\/?\*?)\k<q>(?=[\s;&|)"'\`]|$)`;
@@ -324,7 +324,7 @@ export const RULES: readonly ScanRule[] = [
     severity: 'warning',
     languages: SH,
     view: 'text',
-    pattern: new RegExp(String.raw`(?<!=)` + OUTSIDE_PATH),
+    pattern: new RegExp(OUTSIDE_PATH),
     message: 'refers to `{at}`, outside the run\'s work dir: the sandbox hides or protects it, so this will fail or read the sandbox\'s copy',
   },
 
@@ -648,59 +648,71 @@ function buildViews(language: ScanLanguage, source: string): Views {
         : language === 'c' || language === 'cpp'
           ? tokenizeC(source)
           : tokenizeJs(source);
-  return {
-    source,
-    code: blankSpans(source, spans, () => true),
-    text: blankSpans(source, spans, (kind) => kind === 'comment'),
-    strings: keepOnly(source, spans),
-  };
-}
-
-/** Spaces instead of every non-newline character, so offsets and line numbers stay put. */
-function blank(text: string): string {
-  return text.replace(/[^\r\n]/g, ' ');
-}
-
-function blankSpans(source: string, spans: Span[], shouldBlank: (kind: SpanKind) => boolean): string {
-  const parts: string[] = [];
-  let at = 0;
+  // Built as UTF-16 code-unit arrays: slicing and joining megabytes of string pieces is several times slower and
+  // leaves the garbage collector most of the work.
+  const units = toUnits(source);
+  const code = units.slice();
+  const text = units.slice();
+  const strings = new Uint16Array(source.length).fill(SPACE);
+  for (let i = source.indexOf('\n'); i !== -1; i = source.indexOf('\n', i + 1)) strings[i] = NEWLINE;
   for (const span of spans) {
-    if (!shouldBlank(span.kind) || span.end <= at) continue;
-    parts.push(source.slice(at, span.start), blank(source.slice(span.start, span.end)));
-    at = span.end;
+    blankRange(code, span.start, span.end);
+    if (span.kind === 'comment') blankRange(text, span.start, span.end);
+    else if (span.kind === 'string') strings.set(units.subarray(span.start, span.end), span.start);
   }
-  parts.push(source.slice(at));
-  return parts.join('');
+  return { source, code: fromUnits(code), text: fromUnits(text), strings: fromUnits(strings) };
 }
 
-function keepOnly(source: string, spans: Span[]): string {
-  const parts: string[] = [];
-  let at = 0;
-  for (const span of spans) {
-    if (span.kind !== 'string' || span.end <= at) continue;
-    parts.push(blank(source.slice(at, span.start)), source.slice(span.start, span.end));
-    at = span.end;
+const SPACE = 0x20;
+const NEWLINE = 0x0a;
+
+/** Spaces instead of every character but newlines, so offsets and line numbers stay put. */
+function blankRange(units: Uint16Array, start: number, end: number): void {
+  for (let i = start; i < end; i++) if (units[i] !== NEWLINE) units[i] = SPACE;
+}
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+function toUnits(text: string): Uint16Array {
+  if (LITTLE_ENDIAN) {
+    // Buffer's encoder is native; a fresh ArrayBuffer keeps the 2-byte alignment a Uint16Array needs.
+    const units = new Uint16Array(text.length);
+    Buffer.from(units.buffer).write(text, 'utf16le');
+    return units;
   }
-  parts.push(blank(source.slice(at)));
-  return parts.join('');
+  const units = new Uint16Array(text.length);
+  for (let i = 0; i < text.length; i++) units[i] = text.charCodeAt(i);
+  return units;
+}
+
+/** The string of these UTF-16 code units (native decoder; one unit per unit, so offsets hold). */
+function fromUnits(units: Uint16Array): string {
+  if (LITTLE_ENDIAN) return Buffer.from(units.buffer, units.byteOffset, units.byteLength).toString('utf16le');
+  const chunks: string[] = [];
+  for (let i = 0; i < units.length; i += 4096) chunks.push(String.fromCharCode.apply(null, Array.from(units.subarray(i, i + 4096))));
+  return chunks.join('');
 }
 
 /** End of a quoted body starting at `from`: the index of the closing `quote`, or where it stops (end of line
  *  for single-line strings, end of text). */
 function quotedEnd(src: string, from: number, quote: string, escapes: boolean, multiline: boolean): number {
-  let j = from;
-  while (j < src.length) {
-    const ch = src[j];
-    if (escapes && ch === '\\') {
-      j += 2;
-      continue;
-    }
-    if (!multiline && ch === '\n') return j;
-    if (src.startsWith(quote, j)) return j;
-    j++;
+  // Jump between the only characters that matter (closing quote, backslash, newline) instead of stepping.
+  const key = `${quote[0]}${escapes ? 'e' : ''}${multiline ? 'm' : ''}`;
+  let stops = QUOTE_STOPS.get(key);
+  if (!stops) {
+    stops = new RegExp(`[${quote[0] === "'" ? "'" : quote[0] === '`' ? '`' : '"'}${escapes ? '\\\\' : ''}${multiline ? '' : '\\n'}]`, 'g');
+    QUOTE_STOPS.set(key, stops);
+  }
+  stops.lastIndex = from;
+  for (let m = stops.exec(src); m !== null; m = stops.exec(src)) {
+    const at = m.index;
+    if (src[at] === '\\') stops.lastIndex = at + 2;
+    else if (src[at] === '\n' || src.startsWith(quote, at)) return at;
   }
   return src.length;
 }
+
+const QUOTE_STOPS = new Map<string, RegExp>();
 
 function tokenizePython(src: string): Span[] {
   const spans: Span[] = [];
@@ -1020,14 +1032,18 @@ const RECURSION_SYNTAX: Record<'python' | 'braces' | 'shell', RecursionSyntax> =
 function unguardedRecursion(code: string, language: ScanLanguage): Hit[] {
   const syntax = RECURSION_SYNTAX[language === 'python' ? 'python' : language === 'shell' ? 'shell' : 'braces'];
   const hits: Hit[] = [];
+  // One regex per function name, not per definition: generated code may define thousands of same-named functions.
+  const calls = new Map<string, RegExp>();
   for (const body of functionBodies(code, language)) {
     const name = body.name.replace(/[$.:-]/g, '\\$&');
     const call =
-      language === 'shell'
+      calls.get(name) ??
+      (language === 'shell'
         ? new RegExp(String.raw`(?<![\w$.:-])${name}(?![\w.:-]|[ \t]*\([ \t]*\))`)
         : language === 'python'
           ? new RegExp(String.raw`(?<![\w.])(?:(?:self|cls)\.)?${name}[ \t]*\(`)
-          : new RegExp(String.raw`(?<![\w$.])(?:this\.)?${name}[ \t]*\(`);
+          : new RegExp(String.raw`(?<![\w$.])(?:this\.)?${name}[ \t]*\(`));
+    calls.set(name, call);
     const text = code.slice(body.start, body.end);
     const found = call.exec(text);
     if (!found) continue;

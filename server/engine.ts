@@ -3,7 +3,7 @@
  * prepare (transpile / compile) → executor → verdict → cache, metrics. Knows nothing of JSON-RPC, so it can be
  * driven by tests directly; server/main.ts wires it to the connection.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { constants as fsc, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { lstat, mkdir, mkdtemp, open, rename, rm, stat, writeFile } from 'node:fs/promises';
@@ -67,6 +67,9 @@ const BINARY_CACHE_ENTRIES = 64;
 /** A failed run that used this share of its memory limit ran out of memory. */
 const OOM_SHARE = 0.8;
 
+/** Scans remembered by program hash. */
+const SCAN_CACHE_ENTRIES = 256;
+
 /** Built-in runtimes that run on V8 (their heap limit is a flag, not an rlimit). */
 const V8_RUNTIMES = new Set(['javascript', 'typescript']);
 
@@ -126,6 +129,7 @@ export class SandboxEngine {
   };
   private disposed = false;
   private spawnSeq = 0;
+  private readonly scans = new LRUCache<string, Finding[]>({ max: SCAN_CACHE_ENTRIES });
 
   private constructor(opts: EngineOptions) {
     this.log = opts.log ?? silent;
@@ -406,7 +410,7 @@ export class SandboxEngine {
       if (e instanceof LimitError) throw new Rejection(e.message);
       throw e;
     }
-    const findings = this.config.scanPolicy === 'off' ? [] : scanProgram(runtime.id, code);
+    const findings = this.config.scanPolicy === 'off' ? [] : this.scan(runtime.id, code);
     if (this.config.scanPolicy === 'block') {
       const blocking = blockingFindings(findings);
       if (blocking.length > 0) {
@@ -522,7 +526,11 @@ export class SandboxEngine {
           env: spec.env,
         });
       }
-      return await this.executor.run({ ...spec, cgroup });
+      // Where the memory cgroup holds the run, the kernel's count is the honest one: the RSS watchdog sums the
+      // resident memory of every process, so 32 forks sharing one interpreter's pages (copy-on-write) would look
+      // like 32 interpreters and end a fork bomb as `memory_limit` far below the limit. It backs up the rest only.
+      const memoryBytes = cgroup && this.cgroups?.memory ? Number.POSITIVE_INFINITY : spec.memoryBytes;
+      return await this.executor.run({ ...spec, cgroup, memoryBytes });
     } finally {
       // Whatever is still in the cgroup goes now: when the result is returned, no process of the run exists.
       if (cgroup) {
@@ -532,10 +540,22 @@ export class SandboxEngine {
     }
   }
 
+  /** The scan of a program, remembered by its hash: a re-run (or a cached result) doesn't pay for it again, and a
+   *  large program costs tens of milliseconds of the server's only thread. */
+  private scan(language: string, code: string): Finding[] {
+    const key = createHash('sha256').update(language).update('\0').update(code).digest('hex');
+    let findings = this.scans.get(key);
+    if (!findings) {
+      findings = scanProgram(language, code);
+      this.scans.set(key, findings);
+    }
+    return findings;
+  }
+
   /** The message of a run that hit a limit: which one, and how much it was. */
   private explain(o: ExecOutcome, limits: Limits): string | undefined {
     if (o.error) return o.error;
-    if (o.signal === 'SIGXCPU') return `CPU time limit of ${limits.cpuMs} ms reached`;
+    if (cpuLimitHit(o, limits)) return `CPU time limit of ${limits.cpuMs} ms reached`;
     if (o.end === 'timeout') return `wall-clock limit of ${limits.timeoutMs} ms reached`;
     if (o.end === 'memory_limit' || o.oomKilled) return `memory limit of ${limits.memoryMb} MiB reached`;
     return undefined;
@@ -662,7 +682,7 @@ export class SandboxEngine {
       case 'exited':
         if (o.exitCode === 0 && o.signal === null) return 'ok';
         if (o.oomKilled) return 'memory_limit';
-        if (o.signal === 'SIGXCPU') return 'timeout';
+        if (cpuLimitHit(o, limits)) return 'timeout';
         if (runtime.outOfMemory?.test(o.stderr)) return 'memory_limit';
         // A failed run that filled its limit ran out of memory, even when no OOM kill was counted: an allocation
         // refused by RLIMIT_AS ends a program with its own error (bash segfaults, C gets NULL from malloc).
@@ -750,6 +770,17 @@ export class SandboxEngine {
     });
     this.changed();
   }
+}
+
+/**
+ * The program hit RLIMIT_CPU: SIGXCPU at the soft limit or, for a program that ignores or handles SIGXCPU, the
+ * kernel's SIGKILL at the hard limit (one second later, see launcher.c) after it used more CPU than the soft limit.
+ * Nobody else sends that SIGKILL to an `exited` run: the server's kills end as timeout/cancelled/…, and an OOM kill
+ * is told apart before this is asked.
+ */
+function cpuLimitHit(o: ExecOutcome, limits: Limits): boolean {
+  if (o.signal === 'SIGXCPU') return true;
+  return o.end === 'exited' && o.signal === 'SIGKILL' && !o.oomKilled && o.cpuMs >= Math.ceil(limits.cpuMs / 1000) * 1000;
 }
 
 /**

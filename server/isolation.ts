@@ -122,6 +122,9 @@ export function bwrapArgs(run: BwrapRun): string[] {
   for (const f of run.files) a.push('--ro-bind', f.host, path.posix.join(BOX_WORK, f.name));
   if (run.workspace) a.push('--ro-bind', run.workspace, run.workspace);
   a.push('--ro-bind', run.launcher, BOX_LAUNCHER);
+  // bwrap's root is a tmpfs of its own with no size limit, writable by the sandbox user (`../x`, `/big`, `/etc/x`
+  // from /work): read-only once everything is mounted, so only /work and /tmp (sized above) take writes.
+  a.push('--remount-ro', '/');
   a.push('--chdir', BOX_WORK, '--');
   return [run.bwrap, ...a];
 }

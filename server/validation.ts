@@ -39,7 +39,9 @@ export const executeSchema = z
     code: z.string().optional(),
     file: z.string().min(1).max(4096).optional(),
     stdin: z.string().optional(),
-    args: z.array(z.string().max(MAX_ARGS_BYTES)).max(MAX_ARGS, { error: `at most ${MAX_ARGS} args` }).optional(),
+    // Their size (in bytes, all of them together: MAX_ARGS_BYTES) is checked by the engine, like the size of code
+    // and stdin: a run over it is `rejected` and audited, not a protocol error.
+    args: z.array(z.string()).max(MAX_ARGS, { error: `at most ${MAX_ARGS} args` }).optional(),
     limits: limitsSchema.optional(),
     cache: z.boolean().optional(),
     runId: z

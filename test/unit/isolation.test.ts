@@ -83,6 +83,8 @@ void describe('bwrapArgs', () => {
     assert.deepEqual(options(argv, '--proc', 1), [['/proc']]);
     assert.deepEqual(options(argv, '--dev', 1), [['/dev']]);
     assert.deepEqual(options(argv, '--chdir', 1), [[BOX_WORK]]);
+    // bwrap's own root tmpfs has no size limit: read-only, so only the sized /work and /tmp take writes.
+    assert.deepEqual(options(argv, '--remount-ro', 1), [['/']]);
   });
 
   void it('sets exactly the given environment', () => {

@@ -29,6 +29,12 @@ function ppidOf(pid: number): number | undefined {
   return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
 }
 
+/** esbuild's service (`…/esbuild --service=<version> --ping`), which `esbuild.transform` runs as a child. */
+function isEsbuildService(pid: number): boolean {
+  const argv = (readText(`/proc/${pid}/cmdline`) ?? '').split('\0');
+  return /(^|\/)esbuild$/.test(argv[0] ?? '') && (argv[1] ?? '').startsWith('--service=');
+}
+
 /** Live processes that belong to a run: see the module comment. */
 export function processesOfRun(serverPid: number, zygotePid: number | undefined, runMarker: string): number[] {
   const pids = allPids().filter((p) => p !== process.pid && !isZombie(p));
@@ -36,7 +42,9 @@ export function processesOfRun(serverPid: number, zygotePid: number | undefined,
   const descends = (p: number): boolean => {
     for (let q = parents.get(p), hops = 0; q !== undefined && q > 1 && hops < 64; q = parents.get(q), hops++) {
       if (q === zygotePid) return true; // launchers and their runs hang below the zygote
-      if (q === serverPid) return p !== zygotePid;
+      // The server's own long-lived helpers are not a run's: its zygote, and esbuild's service process (started by
+      // the first TypeScript transpile, kept for the server's life). A run can't make a child of the server.
+      if (q === serverPid) return p !== zygotePid && !isEsbuildService(p);
     }
     return false;
   };

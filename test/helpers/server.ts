@@ -3,7 +3,7 @@
  * extension do. Run `npm run build` first (`npm test` does).
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
@@ -38,16 +38,18 @@ export interface TestServer {
   close: () => Promise<void>;
 }
 
-let auditDir: string | undefined;
-/** The audit log test servers write to unless a test names its own: never the user's own log. One per test
- *  process, removed when it exits. */
+let auditFile: string | undefined;
+/** The audit log test servers write to unless a test names its own: never the user's own log. One file per test
+ *  process in one shared dir, removed when the process exits. */
 export function testAuditPath(): string {
-  if (!auditDir) {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'sbx-test-audit-'));
-    auditDir = dir;
-    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  if (!auditFile) {
+    const dir = path.join(os.tmpdir(), 'sbx-test-audit');
+    mkdirSync(dir, { recursive: true });
+    const file = path.join(dir, `audit-${process.pid}.jsonl`);
+    auditFile = file;
+    process.once('exit', () => rmSync(file, { force: true }));
   }
-  return path.join(auditDir, 'audit.jsonl');
+  return auditFile;
 }
 
 export async function startServer(config: ServerConfig = {}, initialize = true): Promise<TestServer> {

@@ -50,10 +50,11 @@ export interface RunCgroup {
   readonly procsFiles: string[];
   /** The run's group directories (one per hierarchy). */
   readonly dirs: string[];
-  /** Counters now. */
+  /** Counters now (for a run in a worker's group: since the run began). */
   stats(): Promise<RunStats>;
-  /** Kills every process still in the group, waits until it is empty (bounded) and removes it. Never throws. */
-  destroy(): Promise<{ killed: number; error?: string }>;
+  /** Kills every process still in the group but `keep` (a worker's zygote), waits until only those are left
+   *  (bounded) and, for a group of its own, removes it. Never throws. */
+  destroy(keep?: readonly number[]): Promise<{ killed: number; error?: string }>;
 }
 
 export interface DetectOptions {
@@ -455,6 +456,7 @@ export class CgroupManager implements CgroupSupport {
   readonly atomicKill: boolean;
   readonly serverDirs: string[];
   private readonly live = new Set<BaseRun>();
+  private readonly workers = new Map<string, WorkerGroup>();
   private seq = 0;
 
   /** Use detectCgroups(); the constructor trusts what it is given. */
@@ -593,6 +595,23 @@ export class CgroupManager implements CgroupSupport {
     }
   }
 
+  /**
+   * The group of one pool worker, `<serverPid>/w-<id>`, made on first use and kept for the server's life. The
+   * worker's zygote joins it once at start, so every run it forks is born in it (see launcher.c: joining costs an
+   * RCU grace period, 5-15 ms here, which a per-run group made every run pay). One run at a time uses a worker.
+   */
+  worker(id: string): WorkerGroup {
+    let w = this.workers.get(id);
+    if (!w) {
+      const rel = path.join(String(this.serverPid), `w-${id.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 48)}`);
+      const g = this.groupPaths(rel);
+      for (const dir of g.dirs) tryMkdir(dir);
+      w = new WorkerGroup(this, g, this.hierarchies);
+      this.workers.set(id, w);
+    }
+    return w;
+  }
+
   /** @internal */
   forget(run: BaseRun): void {
     this.live.delete(run);
@@ -609,6 +628,7 @@ export class CgroupManager implements CgroupSupport {
     const deadline = Date.now() + DRAIN_MS;
     for (const run of this.live) drainSync(run.paths, deadline);
     this.live.clear();
+    this.workers.clear();
     // Groups of runs this manager lost track of (should be none), then the server's own group.
     for (const h of this.hierarchies) {
       for (const c of CgroupManager.subdirs(path.join(h.shared, String(this.serverPid)))) {
@@ -718,5 +738,160 @@ class V2Run extends BaseRun {
     const usec = readKey(path.join(dir, 'cpu.stat'), 'usage_usec') ?? 0;
     const processes = readNumber(path.join(dir, 'pids.current')) ?? this.countProcs();
     return { peakMemoryBytes: peak, cpuMs: usec / 1000, oomKills, processes };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Worker groups: one per pool worker, reused run after run
+
+/** Kills every process of the group but `keep`, until only those are left or the deadline passes. */
+async function emptyExcept(g: GroupPaths, keep: ReadonlySet<number>, deadline: number): Promise<{ killed: number; error?: string }> {
+  const killed = new Set<number>();
+  const others = (): number[] => {
+    const pids = new Set<number>();
+    for (const dir of g.dirs) for (const pid of readPids(path.join(dir, 'cgroup.procs'))) if (!keep.has(pid)) pids.add(pid);
+    return [...pids];
+  };
+  for (let left = others(); left.length > 0; left = others()) {
+    if (Date.now() > deadline) return { killed: killed.size, error: `still populated: ${left.length} process(es)` };
+    let frozen = false;
+    if (g.freeze) {
+      try {
+        fs.writeFileSync(g.freeze.file, g.freeze.on);
+        frozen = true;
+      } catch {
+        // Signalling alone still converges under the pids limit.
+      }
+    }
+    for (const pid of frozen ? others() : left) {
+      try {
+        process.kill(pid, 'SIGKILL');
+        killed.add(pid);
+      } catch {
+        // Already gone.
+      }
+    }
+    if (frozen && g.freeze) {
+      try {
+        fs.writeFileSync(g.freeze.file, g.freeze.off);
+      } catch {
+        // The next round retries.
+      }
+    }
+    if (others().length > 0) await sleep(POLL_MS);
+  }
+  return { killed: killed.size };
+}
+
+/** A pool worker's group. `begin()` sets one run's limits and takes the counters' starting point. */
+export class WorkerGroup {
+  readonly procsFiles: string[];
+  readonly dirs: string[];
+  private readonly dirOf: Partial<Record<V1Controller | 'v2', string>> = {};
+
+  constructor(
+    private readonly manager: CgroupManager,
+    readonly paths: GroupPaths,
+    hierarchies: Hierarchy[],
+  ) {
+    this.dirs = paths.dirs;
+    this.procsFiles = paths.dirs.map((d) => path.join(d, 'cgroup.procs'));
+    if (manager.version === 'v2') this.dirOf.v2 = paths.dirs[0];
+    else hierarchies.forEach((h, i) => h.kinds.forEach((k) => (this.dirOf[k] = paths.dirs[i])));
+  }
+
+  /**
+   * One run's limits, written before it starts: memory (what the group holds now — page cache of earlier runs,
+   * the zygote — is added, so the run itself gets its whole limit) and pids (`extraProcesses` for the zygote,
+   * the launcher and, in a sandbox, bwrap and its init). Counters are reset (v1) or remembered (v2).
+   */
+  begin(limits: RunLimits, extraProcesses: number): RunCgroup {
+    const m = this.manager;
+    const v2 = this.dirOf.v2;
+    const memDir = v2 ?? this.dirOf.memory;
+    const cpuDir = v2 ?? this.dirOf.cpuacct;
+    const pidsDir = v2 ?? this.dirOf.pids;
+    const baseUsage = memDir ? (readNumber(path.join(memDir, v2 ? 'memory.current' : 'memory.usage_in_bytes')) ?? 0) : 0;
+    const mem = String(Math.max(1, Math.floor(limits.memoryBytes + baseUsage)));
+    if (m.memory && memDir) {
+      if (v2) {
+        fs.writeFileSync(path.join(memDir, 'memory.max'), mem);
+        tryWrite(path.join(memDir, 'memory.swap.max'), '0');
+      } else {
+        // memsw must stay ≥ the limit: raise it first when the limit goes up, lower it last when it goes down.
+        tryWrite(path.join(memDir, 'memory.memsw.limit_in_bytes'), mem);
+        fs.writeFileSync(path.join(memDir, 'memory.limit_in_bytes'), mem);
+        tryWrite(path.join(memDir, 'memory.memsw.limit_in_bytes'), mem);
+        tryWrite(path.join(memDir, 'memory.max_usage_in_bytes'), '0');
+      }
+    }
+    if (m.pids && pidsDir) fs.writeFileSync(path.join(pidsDir, 'pids.max'), String(Math.max(1, Math.floor(limits.processes + extraProcesses))));
+    let peakFd: number | undefined;
+    if (v2 && memDir) {
+      // memory.peak is reset per open file (Linux 6.12+): the run's own peak is read back through this fd.
+      try {
+        peakFd = fs.openSync(path.join(memDir, 'memory.peak'), 'r+');
+        fs.writeSync(peakFd, 'reset');
+      } catch {
+        if (peakFd !== undefined) fs.closeSync(peakFd);
+        peakFd = undefined;
+      }
+    }
+    if (!v2 && cpuDir) tryWrite(path.join(cpuDir, 'cpuacct.usage'), '0');
+    const oomKills = (): number =>
+      memDir
+        ? (v2
+            ? readKey(path.join(memDir, 'memory.events'), 'oom_kill')
+            : readKey(path.join(memDir, 'memory.oom_control'), 'oom_kill')) ?? 0
+        : 0;
+    const cpuNow = (): number =>
+      cpuDir ? (v2 ? (readKey(path.join(cpuDir, 'cpu.stat'), 'usage_usec') ?? 0) / 1000 : (readNumber(path.join(cpuDir, 'cpuacct.usage')) ?? 0) / 1e6) : 0;
+    const base = { oom: oomKills(), cpu: v2 ? cpuNow() : 0 };
+    const paths = this.paths;
+    const procsFiles = this.procsFiles;
+    let ended: Promise<{ killed: number; error?: string }> | undefined;
+    return {
+      procsFiles: [],
+      dirs: this.dirs,
+      stats: async () => {
+        let peak = 0;
+        if (memDir) {
+          if (v2) {
+            let text: string | null = null;
+            if (peakFd !== undefined) {
+              const buf = Buffer.alloc(32);
+              text = buf.subarray(0, fs.readSync(peakFd, buf, 0, 32, 0)).toString();
+            }
+            peak = Number(text ?? readText(path.join(memDir, 'memory.current')) ?? 0);
+          } else {
+            peak = readNumber(path.join(memDir, 'memory.max_usage_in_bytes')) ?? 0;
+          }
+        }
+        const processes = pidsDir ? (readNumber(path.join(pidsDir, 'pids.current')) ?? 0) : readPids(procsFiles[0]!).length;
+        return {
+          peakMemoryBytes: Math.max(0, peak - baseUsage),
+          cpuMs: Math.max(0, cpuNow() - base.cpu),
+          oomKills: oomKills() - base.oom,
+          processes,
+        };
+      },
+      destroy: (keep: readonly number[] = []) => {
+        ended ??= emptyExcept(paths, new Set(keep), Date.now() + DRAIN_MS)
+          .catch((e: unknown) => ({ killed: 0, error: String(e) }))
+          .finally(() => {
+            if (peakFd !== undefined) fs.closeSync(peakFd);
+          });
+        return ended;
+      },
+    };
+  }
+}
+
+function tryWrite(file: string, value: string): boolean {
+  try {
+    fs.writeFileSync(file, value);
+    return true;
+  } catch {
+    return false;
   }
 }

@@ -128,7 +128,6 @@ export class SandboxEngine {
     audit: NonNullable<ServerConfig['audit']>;
   };
   private disposed = false;
-  private spawnSeq = 0;
   private readonly scans = new LRUCache<string, Finding[]>({ max: SCAN_CACHE_ENTRIES });
 
   private constructor(opts: EngineOptions) {
@@ -179,8 +178,8 @@ export class SandboxEngine {
       if (r.available) this.log.info(`${r.id}: ${r.binary} ${r.version}`);
       else this.log.warn(`${r.id} is unavailable: ${r.message}`);
     }
-    this.layout = readHostLayout(this.workRoot);
-    const choice = await chooseIsolation(opts.config?.isolation ?? 'auto', this.layout, this.launcher);
+    this.layout = readHostLayout(this.workRoot, this.launcher);
+    const choice = await chooseIsolation(opts.config?.isolation ?? 'auto', this.layout);
     this.isolation = choice.mode;
     this.bwrap = choice.bwrap;
     const detected = await probeCgroups();
@@ -432,7 +431,7 @@ export class SandboxEngine {
     const workDir = await mkdtemp(path.join(this.workRoot, 'run-'));
     try {
       const file = path.join(workDir, runtime.fileName);
-      const prepared = await this.prepare(runtime, program.code, file, workDir, limits, signal);
+      const prepared = await this.prepare(runtime, program.code, file, workDir, limits, signal, workerId);
       if ('status' in prepared) return this.result(runId, runtime.id, workerId, prepared.status, prepared.outcome, prepared.message);
       const sandboxed = this.isolation === 'bwrap';
       const compiled = runtime.preparation.kind === 'compile';
@@ -460,6 +459,7 @@ export class SandboxEngine {
         signal,
         onOutput: onOutput && ((stream, chunk) => onOutput(runId, stream, chunk)),
       }, limits, {
+        workerId,
         runtime,
         files: [{ host: prepared.file, name: boxName }],
         workspace: params.workspace,
@@ -497,16 +497,19 @@ export class SandboxEngine {
     runId: string,
     spec: ExecSpec,
     limits: Limits,
-    box: { runtime: Runtime; files: { host: string; name: string }[]; workspace?: string; writableWorkDir?: string },
+    box: { workerId: string; runtime: Runtime; files: { host: string; name: string }[]; workspace?: string; writableWorkDir?: string },
   ): Promise<ExecOutcome> {
     let cgroup: RunCgroup | undefined;
     try {
       if (this.cgroups) {
-        cgroup = await this.cgroups.create(`${runId}-${++this.spawnSeq}`, {
-          memoryBytes: spec.memoryBytes,
-          // In a sandbox, bwrap and the sandbox's init are in the group too: they don't count against the run.
-          processes: limits.processes + (this.isolation === 'bwrap' ? 2 : 0),
-        });
+        // The worker's group: its zygote lives there, so the run is born in it (no per-run move, see cgroup.ts).
+        // The zygote and the launcher (and, in a sandbox, bwrap and its init) don't count against the run.
+        const worker = this.cgroups.worker(box.workerId);
+        cgroup = worker.begin(
+          { memoryBytes: limits.memoryMb * 1024 * 1024, processes: limits.processes },
+          this.isolation === 'bwrap' ? 4 : 2,
+        );
+        spec.slot = { id: box.workerId, join: worker.procsFiles };
       }
       if (this.isolation === 'bwrap' && this.layout && this.bwrap) {
         const roots = new Set<string>();
@@ -517,7 +520,6 @@ export class SandboxEngine {
         spec.sandbox = bwrapArgs({
           bwrap: this.bwrap,
           layout: this.layout,
-          launcher: this.launcher,
           runtimeRoots: [...roots],
           files: box.files,
           writableWorkDir: box.writableWorkDir,
@@ -534,7 +536,7 @@ export class SandboxEngine {
     } finally {
       // Whatever is still in the cgroup goes now: when the result is returned, no process of the run exists.
       if (cgroup) {
-        const swept = await cgroup.destroy();
+        const swept = await cgroup.destroy(this.executor.zygotePids);
         if (swept.error) this.log.warn(`run ${runId}: cgroup not removed: ${swept.error}`);
       }
     }
@@ -569,6 +571,7 @@ export class SandboxEngine {
     workDir: string,
     limits: Limits,
     signal: AbortSignal | undefined,
+    workerId: string,
   ): Promise<{ file: string } | { status: RunStatus; outcome?: ExecOutcome; message: string }> {
     const prep = runtime.preparation;
     if (prep.kind === 'none') {
@@ -601,7 +604,7 @@ export class SandboxEngine {
       // then this run compiles for itself, under its own limits.
       if ('file' in shared || shared.status === 'compile_error') return shared;
     }
-    const compile = this.compile(runtime, prep, key, code, workDir, limits, signal);
+    const compile = this.compile(runtime, prep, key, code, workDir, limits, signal, workerId);
     this.compiling.set(key, compile);
     try {
       return await compile;
@@ -618,6 +621,7 @@ export class SandboxEngine {
     workDir: string,
     limits: Limits,
     signal: AbortSignal | undefined,
+    workerId: string,
   ): Promise<{ file: string } | { status: RunStatus; outcome?: ExecOutcome; message: string }> {
     const ext = path.extname(runtime.fileName);
     const source = path.join(workDir, `main${ext}`);
@@ -642,7 +646,7 @@ export class SandboxEngine {
       outputBytes: limits.outputBytes,
       rlimits: this.rlimits(undefined, compileLimits, memoryMb),
       signal,
-    }, compileLimits, { runtime, files: [], writableWorkDir: workDir });
+    }, compileLimits, { workerId, runtime, files: [], writableWorkDir: workDir });
     const compilerSays = (outcome.stderr + outcome.stdout).trim();
     switch (outcome.end) {
       case 'exited':

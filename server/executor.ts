@@ -37,9 +37,11 @@ export interface ExecSpec {
   /** The bwrap mode: bubblewrap's argv up to its `--` (server/isolation.ts). The program then runs under the
    *  launcher's `--init` mode, pid 1 of the sandbox, which applies the rlimits and reports the program's own end. */
   sandbox?: string[];
-  /** The run's cgroup: the program joins it before it execs; its counters give peak memory, CPU and OOM kills.
-   *  The caller creates it and destroys it after the run. */
+  /** The run's cgroup: the program joins it before it execs (unless it is born in it: `slot`); its counters give
+   *  peak memory, CPU and OOM kills. The caller creates it and destroys it after the run. */
   cgroup?: RunCgroup;
+  /** The pool worker's zygote to fork the run from, and the cgroups that zygote lives in. */
+  slot?: { id: string; join: string[] };
   signal?: AbortSignal;
   onOutput?: (stream: 'stdout' | 'stderr', chunk: string) => void;
 }
@@ -178,8 +180,14 @@ export class Executor {
     return this.live.size;
   }
 
+  /** The zygote of runs without a slot (for tests). */
   get zygotePid(): number | undefined {
-    return this.spawner.zygotePid;
+    return this.spawner.zygotePids[0];
+  }
+
+  /** Every zygote's pid: they live in the workers' cgroups, and a cgroup sweep must leave them be. */
+  get zygotePids(): number[] {
+    return this.spawner.zygotePids;
   }
 
   /** Kills every run in flight and the zygote, synchronously (safe in a process 'exit' handler). */
@@ -284,6 +292,7 @@ export class Executor {
     let spawned;
     try {
       spawned = await this.spawner.spawn({
+        slot: spec.slot,
         cwd: spec.cwd,
         env: spec.env,
         launcherArgs,
@@ -353,7 +362,10 @@ export class Executor {
       stderrTruncated: err.truncated,
       durationMs: Math.round(durationMs * 100) / 100,
       cpuMs: Math.round((program.cpuMs ?? Math.max(group?.cpuMs ?? 0, cpuSampled)) * 100) / 100,
-      peakMemoryBytes: group?.peakMemoryBytes || Math.max(program.maxRssBytes ?? 0, peakSampled),
+      // With a memory cgroup, the peak is what the run added to its worker's group: the memory the limit governs.
+      // (A process's RSS also counts shared pages that other runs already brought in — node's own binary, libc —
+      // which the limit doesn't, so it can pass the limit without the limit having been passed.)
+      peakMemoryBytes: group?.peakMemoryBytes ? group.peakMemoryBytes : Math.max(program.maxRssBytes ?? 0, peakSampled),
       oomKilled: (group?.oomKills ?? 0) > 0,
     };
   }

@@ -5,14 +5,14 @@
  * A bwrap run gets new user, PID, network, IPC, UTS and cgroup namespaces; uid/gid 65534 inside; no capabilities
  * (and bwrap always sets no_new_privs, so setuid binaries don't elevate); a new session (no controlling terminal:
  * TIOCSTI fails); a cleared environment plus the allow-list; `--die-with-parent`. It sees, read-only: /usr (and the
- * merged-usr links /bin, /lib…), a few files of /etc that dynamic linking and `id` need (a generated passwd/group,
- * never the host's), each runtime's own install prefix when it lives outside /usr (pyenv's under /root: that prefix
+ * merged-usr links /bin, /lib…), an /etc of its own with the few files dynamic linking and `id` need (a generated
+ * passwd/group, never the host's) and the launcher, each runtime's own install prefix when it lives outside /usr (pyenv's under /root: that prefix
  * only, nothing else of /root or /home), the launcher, and — for test runs only — the workspace. It writes only to
- * /work (its cwd) and /tmp, each a fresh tmpfs of `diskMb`, gone when the run ends. /proc is the namespace's own;
- * /dev is minimal (null, zero, full, random, urandom, tty, pts, shm).
+ * /work (its cwd), /tmp and /dev/shm, each a fresh tmpfs of `diskMb`, gone when the run ends; everything else is
+ * read-only. /proc is the namespace's own; /dev is minimal (null, zero, full, random, urandom, tty, pts, shm).
  */
 import { execa } from 'execa';
-import { existsSync, lstatSync, readlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, cpSync, existsSync, lstatSync, mkdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import which from 'which';
 import type { IsolationMode, IsolationSetting } from './protocol';
@@ -21,14 +21,16 @@ import type { IsolationMode, IsolationSetting } from './protocol';
 export const SANDBOX_UID = 65534;
 /** Where the run's work dir is inside the sandbox (its cwd and HOME). */
 export const BOX_WORK = '/work';
-/** Where the launcher is bound inside the sandbox (it is pid 1 there: `sbx-launch --init`). */
-export const BOX_LAUNCHER = '/run/sbx/launch';
+/** Where the launcher is inside the sandbox (it is pid 1 there: `sbx-launch --init`): in the sandbox's /etc. */
+export const BOX_LAUNCHER = '/etc/sbx-launch';
 
 const SYSTEM_DIRS = ['/usr'];
 /** Top-level entries that are links into /usr on merged-usr systems, or real dirs on older ones. */
 const TOP_LEVEL = ['/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32'];
-/** Files of /etc a program needs to start and to look itself up; nothing secret. */
-const ETC_FILES = ['/etc/ld.so.cache', '/etc/ld.so.conf', '/etc/ld.so.conf.d', '/etc/alternatives', '/etc/localtime'];
+/** Files of /etc a program needs to start and to look itself up; nothing secret. Copied, with the launcher and a
+ *  generated passwd and group, into one directory that is the sandbox's /etc: one mount, not seven (each costs a
+ *  run ~0.15 ms, measured). */
+const ETC_FILES = ['ld.so.cache', 'localtime', 'alternatives'];
 
 /** What the host offers, read once at start (so every run's arguments are built without touching the disk). */
 export interface HostLayout {
@@ -36,14 +38,11 @@ export interface HostLayout {
   links: { path: string; target: string }[];
   /** Top-level entries that are real directories (bound read-only). */
   dirs: string[];
-  /** /etc files that exist here. */
-  etc: string[];
-  /** The generated passwd and group files (host paths) bound at /etc/passwd and /etc/group. */
-  passwd: string;
-  group: string;
+  /** The sandbox's /etc (a host directory): ETC_FILES, `passwd`, `group` and the launcher as `sbx-launch`. */
+  etc: string;
 }
 
-export function readHostLayout(stateDir: string): HostLayout {
+export function readHostLayout(stateDir: string, launcher: string): HostLayout {
   const links: HostLayout['links'] = [];
   const dirs: string[] = [...SYSTEM_DIRS];
   for (const p of TOP_LEVEL) {
@@ -55,11 +54,22 @@ export function readHostLayout(stateDir: string): HostLayout {
       // not on this system
     }
   }
-  const passwd = path.join(stateDir, 'passwd');
-  const group = path.join(stateDir, 'group');
-  writeFileSync(passwd, `nobody:x:${SANDBOX_UID}:${SANDBOX_UID}:sandbox:${BOX_WORK}:/usr/sbin/nologin\n`, { mode: 0o644 });
-  writeFileSync(group, `nogroup:x:${SANDBOX_UID}:\n`, { mode: 0o644 });
-  return { links, dirs, etc: ETC_FILES.filter((f) => existsSync(f)), passwd, group };
+  const etc = path.join(stateDir, 'etc');
+  rmSync(etc, { recursive: true, force: true });
+  mkdirSync(etc, { mode: 0o755 });
+  for (const name of ETC_FILES) {
+    const from = path.join('/etc', name);
+    if (!existsSync(from)) continue;
+    // Links inside alternatives/ stay links (to /usr, which the sandbox sees); localtime is followed to its file.
+    if (lstatSync(from).isDirectory()) cpSync(from, path.join(etc, name), { recursive: true, verbatimSymlinks: true });
+    else copyFileSync(from, path.join(etc, name));
+  }
+  writeFileSync(path.join(etc, 'passwd'), `nobody:x:${SANDBOX_UID}:${SANDBOX_UID}:sandbox:${BOX_WORK}:/usr/sbin/nologin\n`, { mode: 0o644 });
+  writeFileSync(path.join(etc, 'group'), `nogroup:x:${SANDBOX_UID}:\n`, { mode: 0o644 });
+  const boxLauncher = path.join(etc, path.basename(BOX_LAUNCHER));
+  copyFileSync(launcher, boxLauncher);
+  chmodSync(boxLauncher, 0o755);
+  return { links, dirs, etc };
 }
 
 /** The directory a runtime must see besides /usr: its install prefix (`…/versions/3.11.7` for
@@ -79,8 +89,6 @@ export function runtimeRoot(binary: string | null, layout: Pick<HostLayout, 'dir
 export interface BwrapRun {
   bwrap: string;
   layout: HostLayout;
-  /** Host path of sbx-launch (bound at BOX_LAUNCHER). */
-  launcher: string;
   /** Read-only install prefixes of the runtime (and compiler) outside /usr. */
   runtimeRoots: string[];
   /** Host files bound read-only into /work under these names (the program, a compiled binary). */
@@ -110,10 +118,10 @@ export function bwrapArgs(run: BwrapRun): string[] {
   for (const [k, v] of Object.entries(run.env)) a.push('--setenv', k, v);
   for (const d of run.layout.dirs) a.push('--ro-bind', d, d);
   for (const l of run.layout.links) a.push('--symlink', l.target, l.path);
-  for (const f of run.layout.etc) a.push('--ro-bind', f, f);
-  a.push('--ro-bind', run.layout.passwd, '/etc/passwd', '--ro-bind', run.layout.group, '/etc/group');
-  a.push('--proc', '/proc', '--dev', '/dev');
+  a.push('--ro-bind', run.layout.etc, '/etc');
   const size = String(Math.max(1, Math.floor(run.diskBytes)));
+  // bwrap's /dev is a tmpfs with no size limit: read-only, with a sized /dev/shm (POSIX semaphores need it).
+  a.push('--proc', '/proc', '--dev', '/dev', '--size', size, '--tmpfs', '/dev/shm', '--remount-ro', '/dev');
   a.push('--size', size, '--tmpfs', '/tmp');
   if (run.writableWorkDir) a.push('--bind', run.writableWorkDir, BOX_WORK);
   else a.push('--size', size, '--tmpfs', BOX_WORK);
@@ -121,7 +129,6 @@ export function bwrapArgs(run: BwrapRun): string[] {
   for (const r of run.runtimeRoots) a.push('--ro-bind', r, r);
   for (const f of run.files) a.push('--ro-bind', f.host, path.posix.join(BOX_WORK, f.name));
   if (run.workspace) a.push('--ro-bind', run.workspace, run.workspace);
-  a.push('--ro-bind', run.launcher, BOX_LAUNCHER);
   // bwrap's root is a tmpfs of its own with no size limit, writable by the sandbox user (`../x`, `/big`, `/etc/x`
   // from /work): read-only once everything is mounted, so only /work and /tmp (sized above) take writes.
   a.push('--remount-ro', '/');
@@ -140,10 +147,10 @@ export interface IsolationChoice {
  * when asked for, or when `auto` finds bwrap missing or unable to start (user namespaces off, say). Asking for
  * `bwrap` where it doesn't work is an error: the server must not quietly run code unsandboxed.
  */
-export async function chooseIsolation(setting: IsolationSetting, layout: HostLayout, launcher: string): Promise<IsolationChoice> {
+export async function chooseIsolation(setting: IsolationSetting, layout: HostLayout): Promise<IsolationChoice> {
   if (setting === 'process') return { mode: 'process', reason: 'chosen by the isolation setting', bwrap: null };
   const found = await which('bwrap', { nothrow: true });
-  const problem = found ? await trialSandbox(found, layout, launcher) : 'bwrap (Debian package bubblewrap) was not found on PATH';
+  const problem = found ? await trialSandbox(found, layout) : 'bwrap (Debian package bubblewrap) was not found on PATH';
   if (!problem) {
     const version = await execa(found!, ['--version'], { reject: false, timeout: 5000 });
     return { mode: 'bwrap', reason: `${String(version.stdout).trim() || 'bubblewrap'} works here`, bwrap: found! };
@@ -153,8 +160,8 @@ export async function chooseIsolation(setting: IsolationSetting, layout: HostLay
 }
 
 /** Starts one empty sandbox the way runs are started; returns why it failed, or undefined. */
-async function trialSandbox(bwrap: string, layout: HostLayout, launcher: string): Promise<string | undefined> {
-  const argv = bwrapArgs({ bwrap, layout, launcher, runtimeRoots: [], files: [], diskBytes: 1024 * 1024, env: { PATH: '/usr/bin:/bin' } });
+async function trialSandbox(bwrap: string, layout: HostLayout): Promise<string | undefined> {
+  const argv = bwrapArgs({ bwrap, layout, runtimeRoots: [], files: [], diskBytes: 1024 * 1024, env: { PATH: '/usr/bin:/bin' } });
   const r = await execa(argv[0]!, [...argv.slice(1), BOX_LAUNCHER, '--init', '--', 'true'], {
     reject: false,
     timeout: 10_000,

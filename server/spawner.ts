@@ -17,6 +17,8 @@ import readline from 'node:readline';
 export type StreamName = 'in' | 'out' | 'err' | 'rep';
 
 export interface SpawnRequest {
+  /** Which zygote forks it: one per pool worker, living in that worker's cgroups (`join`, joined once at start). */
+  slot?: { id: string; join: string[] };
   cwd: string;
   env: Record<string, string>;
   /** Arguments for the launcher: rlimits, `--`, the program and its arguments. */
@@ -36,22 +38,31 @@ export interface Spawned {
 }
 
 interface Pending {
+  zygote: Zygote;
   spawned: (pid: number) => void;
   failed: (e: Error) => void;
   exited: Live['exited'];
 }
 
 interface Live {
+  zygote: Zygote;
   id: string;
   exited: (r: { code: number | null; signal: number | null }) => void;
 }
 
 const HEADER_MAX = 200;
 
+/** One zygote process and how many runs it has under way (its stdout keeps the event loop alive only then). */
+interface Zygote {
+  proc: ResultPromise;
+  holds: number;
+}
+
 export class Spawner {
-  private zygote: ResultPromise | undefined;
+  /** Zygotes by slot ('' for runs without one). */
+  private readonly zygotes = new Map<string, Zygote>();
   private server: net.Server | undefined;
-  private starting: Promise<void> | undefined;
+  private readonly starting = new Map<string, Promise<Zygote>>();
   /** Runs asked for and not yet forked, by id. */
   private readonly pending = new Map<string, Pending>();
   /** Every run not yet ended, by id: its streams may connect before or after we learn its pid. */
@@ -70,16 +81,16 @@ export class Spawner {
   }
 
   async spawn(request: SpawnRequest): Promise<Spawned> {
-    await this.start();
-    const zygote = this.zygote;
-    if (!zygote?.stdin || this.disposed) throw new Error('the run launcher is not running');
+    const z = await this.start(request.slot?.id ?? '', request.slot?.join ?? []);
+    const zygote = z.proc;
+    if (!zygote.stdin || this.disposed) throw new Error('the run launcher is not running');
     const id = randomBytes(16).toString('hex');
     this.requests.set(id, request);
-    this.hold();
+    this.hold(z);
     let exited!: Live['exited'];
     const done = new Promise<{ code: number | null; signal: number | null }>((resolve) => (exited = resolve));
     const pid = await new Promise<number>((spawned, failed) => {
-      this.pending.set(id, { spawned, failed, exited });
+      this.pending.set(id, { zygote: z, spawned, failed, exited });
       const fields = [
         id,
         request.cwd,
@@ -99,7 +110,7 @@ export class Spawner {
       zygote.stdin!.write(fields.map((f) => `${f}\0`).join(''));
     }).catch((e: unknown) => {
       this.requests.delete(id);
-      this.letGo();
+      this.letGo(z);
       throw e;
     });
     let released = false;
@@ -107,35 +118,42 @@ export class Spawner {
       if (released) return;
       released = true;
       this.requests.delete(id);
-      this.letGo();
+      this.letGo(z);
     };
     return { pid, exited: done, release };
   }
 
-  /** The zygote's pid while it runs (for tests and diagnostics). */
-  get zygotePid(): number | undefined {
-    return this.zygote?.exitCode === null ? this.zygote.pid : undefined;
+  /** The pids of the zygotes while they run (for the cgroup sweep, tests and diagnostics). */
+  get zygotePids(): number[] {
+    return [...this.zygotes.values()].flatMap((z) => (z.proc.exitCode === null && z.proc.pid ? [z.proc.pid] : []));
   }
 
-  /** Kills the zygote (its launchers follow, taking their runs) and removes the socket. Synchronous. */
+  /** Kills the zygotes (their launchers follow, taking their runs) and removes the socket. Synchronous. */
   dispose(): void {
     this.disposed = true;
-    try {
-      if (this.zygote?.pid) process.kill(this.zygote.pid, 'SIGKILL');
-    } catch {
-      // already gone
+    for (const z of this.zygotes.values()) {
+      try {
+        if (z.proc.pid) process.kill(z.proc.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
     }
     this.server?.close();
     rmSync(this.sockPath, { force: true });
   }
 
-  private start(): Promise<void> {
-    if (this.zygote && this.zygote.exitCode === null && !this.zygote.killed) return Promise.resolve();
-    this.starting ??= this.launch().finally(() => (this.starting = undefined));
-    return this.starting;
+  private start(slot: string, join: string[]): Promise<Zygote> {
+    const z = this.zygotes.get(slot);
+    if (z && z.proc.exitCode === null && !z.proc.killed) return Promise.resolve(z);
+    let starting = this.starting.get(slot);
+    if (!starting) {
+      starting = this.launch(slot, join).finally(() => this.starting.delete(slot));
+      this.starting.set(slot, starting);
+    }
+    return starting;
   }
 
-  private async launch(): Promise<void> {
+  private async launch(slot: string, join: string[]): Promise<Zygote> {
     if (!this.server) {
       rmSync(this.sockPath, { force: true });
       const server = net.createServer({ allowHalfOpen: true }, (socket) => this.accept(socket));
@@ -144,7 +162,7 @@ export class Spawner {
       server.unref();
       this.server = server;
     }
-    const zygote = execa(this.launcher, ['--zygote', this.sockPath], {
+    const zygote = execa(this.launcher, ['--zygote', this.sockPath, ...join], {
       stdin: 'pipe',
       stdout: 'pipe',
       stderr: 'ignore',
@@ -155,23 +173,30 @@ export class Spawner {
       env: {},
     });
     zygote.catch(() => undefined);
-    this.zygote = zygote;
+    const z: Zygote = { proc: zygote, holds: 0 };
+    this.zygotes.set(slot, z);
     zygote.stdin?.on('error', () => undefined);
     const lines = readline.createInterface({ input: zygote.stdout! });
     lines.on('line', (line) => this.onZygoteLine(line));
     zygote.once('exit', () => {
-      // Runs waiting to start fail; runs in flight end (their launchers got SIGTERM and swept them).
-      for (const p of this.pending.values()) p.failed(new Error('the run launcher stopped'));
-      this.pending.clear();
-      for (const l of this.live.values()) l.exited({ code: null, signal: null });
-      this.live.clear();
-      this.requests.clear();
-      this.holds = 0;
-      if (this.zygote === zygote) this.zygote = undefined;
+      // Its runs waiting to start fail; its runs in flight end (their launchers got SIGTERM and swept them).
+      for (const [id, p] of this.pending) {
+        if (p.zygote !== z) continue;
+        this.pending.delete(id);
+        this.requests.delete(id);
+        p.failed(new Error('the run launcher stopped'));
+      }
+      for (const [pid, l] of this.live) {
+        if (l.zygote !== z) continue;
+        this.live.delete(pid);
+        l.exited({ code: null, signal: null });
+      }
+      if (this.zygotes.get(slot) === z) this.zygotes.delete(slot);
     });
     zygote.unref();
     (zygote.stdout as net.Socket | undefined)?.unref?.();
     (zygote.stdin as net.Socket | undefined)?.unref?.();
+    return z;
   }
 
   private onZygoteLine(line: string): void {
@@ -181,7 +206,7 @@ export class Spawner {
       if (!p) return;
       this.pending.delete(a);
       // Registered now, synchronously: its "exited" line may be the very next one.
-      this.live.set(Number(b), { id: a, exited: p.exited });
+      this.live.set(Number(b), { zygote: p.zygote, id: a, exited: p.exited });
       p.spawned(Number(b));
     } else if (word === 'failed' && a) {
       const p = this.pending.get(a);
@@ -201,17 +226,15 @@ export class Spawner {
 
   /** While runs are under way, the zygote's pipe and the socket server keep the event loop alive (we wait for
    *  their answers); when idle they must not keep the process alive. */
-  private hold(): void {
-    if (this.holds++ > 0) return;
-    (this.zygote?.stdout as net.Socket | undefined)?.ref?.();
+  private hold(z: Zygote): void {
+    if (z.holds++ === 0) (z.proc.stdout as net.Socket | undefined)?.ref?.();
     // A launcher's connections can wait in the backlog after it has ended: keep accepting until the run is over.
-    this.server?.ref();
+    if (this.holds++ === 0) this.server?.ref();
   }
 
-  private letGo(): void {
-    if (this.holds === 0 || --this.holds > 0) return;
-    (this.zygote?.stdout as net.Socket | undefined)?.unref?.();
-    this.server?.unref();
+  private letGo(z: Zygote): void {
+    if (z.holds > 0 && --z.holds === 0) (z.proc.stdout as net.Socket | undefined)?.unref?.();
+    if (this.holds > 0 && --this.holds === 0) this.server?.unref();
   }
 
   /** A launcher connected one of its streams: read its header, then hand the socket to the run. */

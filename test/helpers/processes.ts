@@ -36,15 +36,17 @@ function isEsbuildService(pid: number): boolean {
 }
 
 /** Live processes that belong to a run: see the module comment. */
-export function processesOfRun(serverPid: number, zygotePid: number | undefined, runMarker: string): number[] {
+export function processesOfRun(serverPid: number, zygotes: readonly number[], runMarker: string): number[] {
+  const zygote = new Set(zygotes);
   const pids = allPids().filter((p) => p !== process.pid && !isZombie(p));
   const parents = new Map(pids.map((p) => [p, ppidOf(p)] as const));
   const descends = (p: number): boolean => {
     for (let q = parents.get(p), hops = 0; q !== undefined && q > 1 && hops < 64; q = parents.get(q), hops++) {
-      if (q === zygotePid) return true; // launchers and their runs hang below the zygote
-      // The server's own long-lived helpers are not a run's: its zygote, and esbuild's service process (started by
-      // the first TypeScript transpile, kept for the server's life). A run can't make a child of the server.
-      if (q === serverPid) return p !== zygotePid && !isEsbuildService(p);
+      if (zygote.has(q)) return true; // launchers and their runs hang below a zygote
+      // The server's own long-lived helpers are not a run's: its zygotes (one per pool worker), and esbuild's
+      // service process (started by the first TypeScript transpile, kept for the server's life). A run can't make
+      // a child of the server.
+      if (q === serverPid) return !zygote.has(p) && !isEsbuildService(p);
     }
     return false;
   };
@@ -65,13 +67,13 @@ export function processesOfRun(serverPid: number, zygotePid: number | undefined,
   });
 }
 
-/** The zygote: the server's child running `sbx-launch --zygote`. */
-export function zygoteOf(serverPid: number): number | undefined {
-  return allPids().find((p) => ppidOf(p) === serverPid && (readText(`/proc/${p}/cmdline`) ?? '').includes('--zygote'));
+/** The zygotes: the server's children running `sbx-launch --zygote` (one per pool worker that has run). */
+export function zygotesOf(serverPid: number): number[] {
+  return allPids().filter((p) => ppidOf(p) === serverPid && (readText(`/proc/${p}/cmdline`) ?? '').includes('--zygote'));
 }
 
 
-/** Every live process below the server but its zygote (its runs: launchers, bwrap, programs, compilers). */
+/** Every live process below the server but its zygotes (its runs: launchers, bwrap, programs, compilers). */
 export function runProcessesOf(serverPid: number): number[] {
-  return processesOfRun(serverPid, zygoteOf(serverPid), '\0no marker\0');
+  return processesOfRun(serverPid, zygotesOf(serverPid), '\0no marker\0');
 }

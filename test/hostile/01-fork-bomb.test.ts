@@ -10,21 +10,24 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { ExecuteParams, RunStatus } from '../../server/protocol';
 import { waitFor } from '../helpers/server';
-import { assertContained, hostileRun, hostileServer, runCgroupsLeft, type HostileServer, type RunOutcome } from './harness';
+import { assertContained, hostileRun, hostileServer, workerCgroups, type HostileServer, type RunOutcome } from './harness';
 
 const PROCESSES = 32;
 const TIMEOUT_MS = 1500;
 const LIMITS = { timeoutMs: TIMEOUT_MS, processes: PROCESSES, memoryMb: 256 };
 
-/** How often a fork was refused by the run's pids cgroup (`max` in pids.events), or undefined with no run group. */
-function pidsRefusals(serverPid: number): number | undefined {
-  const dir = runCgroupsLeft(serverPid).find((d) => d.split(path.sep).includes('pids'));
-  if (!dir) return undefined;
-  try {
-    return Number(/^max (\d+)$/m.exec(readFileSync(path.join(dir, 'pids.events'), 'utf8'))?.[1] ?? 0);
-  } catch {
-    return undefined; // removed meanwhile
+/** How often forks were refused by the server's worker pids cgroups (`max` in pids.events), summed. The count
+ *  only grows: a run hit its limit when the sum rose while it ran. */
+function pidsRefusals(serverPid: number): number {
+  let refused = 0;
+  for (const dir of workerCgroups(serverPid).filter((d) => d.split(path.sep).includes('pids'))) {
+    try {
+      refused += Number(/^max (\d+)$/m.exec(readFileSync(path.join(dir, 'pids.events'), 'utf8'))?.[1] ?? 0);
+    } catch {
+      // removed meanwhile
+    }
   }
+  return refused;
 }
 
 /**
@@ -33,10 +36,11 @@ function pidsRefusals(serverPid: number): number | undefined {
  */
 async function sustainedBomb(h: HostileServer, params: ExecuteParams): Promise<RunOutcome> {
   const serverPid = h.server.proc.pid!;
+  const before = pidsRefusals(serverPid);
   const running = hostileRun(h, params);
   let ended = false;
   void running.finally(() => (ended = true));
-  await waitFor(() => ended || (pidsRefusals(serverPid) ?? 0) > 0, 'the bomb to hit the pids limit', TIMEOUT_MS);
+  await waitFor(() => ended || pidsRefusals(serverPid) > before, 'the bomb to hit the pids limit', TIMEOUT_MS);
   assert.ok(!ended, 'the run ended before its pids cgroup refused a fork: the bomb never hit the limit');
   const host = spawnSync('/bin/true', { timeout: 5000 });
   assert.equal(host.status, 0, `the host could not start a process during the bomb: ${host.error?.message ?? host.signal}`);

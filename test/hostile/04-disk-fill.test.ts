@@ -41,16 +41,24 @@ void describe('hostile 04: disk / inode fill', { timeout: 90_000 }, () => {
     const code = [
       'dd if=/dev/zero of=big bs=1M count=10240; echo "dd=$?"',
       'dd if=/dev/zero of=/tmp/big bs=1M count=10240; echo "tmp=$?"',
-      // bwrap's own root is a tmpfs with no size limit: it must not take writes either.
+      // bwrap's own root and its /dev are tmpfs with no size limit: they must not take writes either; /dev/shm is
+      // sized like /tmp.
       'dd if=/dev/zero of=/big bs=1M count=10240; echo "root=$?"',
+      'dd if=/dev/zero of=/dev/big bs=1M count=10240; echo "dev=$?"',
+      'dd if=/dev/zero of=/dev/shm/big bs=1M count=10240; echo "shm=$?"',
+      'df -B1 --output=size /dev/shm | tail -n 1 | tr -d " "',
     ].join('\n');
     const run = await hostileRun(h, { language: 'shell', code, limits: LIMITS });
     await assertContained(h, run, { status: 'ok', limitMs: TIMEOUT_MS });
     assert.match(run.result.stdout, /^dd=1$/m);
     assert.match(run.result.stdout, /^tmp=1$/m);
     assert.match(run.result.stdout, /^root=1$/m);
+    assert.match(run.result.stdout, /^dev=1$/m);
+    assert.match(run.result.stdout, /^shm=1$/m);
+    assert.match(run.result.stdout, new RegExp(`^${LIMITS.diskMb * MiB}$`, 'm'), '/dev/shm is a tmpfs of diskMb');
     assert.match(run.result.stderr, /No space left on device/);
     assert.match(run.result.stderr, /'\/big': Read-only file system/);
+    assert.match(run.result.stderr, /'\/dev\/big': Read-only file system/);
     hostDiskUnchanged();
   });
 

@@ -83,7 +83,7 @@ void describe('hostile 06: read host secrets', { timeout: 90_000 }, () => {
     }
     assert.match(seen.shadow as string, /^ERR No such file or directory$/);
     assert.doesNotMatch(seen.passwd as string, /^root:/m, "the host's /etc/passwd is visible");
-    assert.equal(seen.pid1, '/run/sbx/launch', "pid 1 is not the sandbox's own init");
+    assert.equal(seen.pid1, '/etc/sbx-launch', "pid 1 is not the sandbox's own init");
     assert.deepEqual(seen.pid1env, ALLOWED, "pid 1's environment is not the allow-list");
     assert.ok((seen.pids as number[]).length <= 3, `the box sees other processes: ${String(seen.pids)}`);
     assert.match(seen.canary as string, /^ERR No such file or directory$/);

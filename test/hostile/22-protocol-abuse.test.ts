@@ -13,7 +13,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { readAudit } from '../../server/audit';
-import { runCgroupsLeft } from './harness';
+import { cgroupProcessesLeft } from './harness';
 import { runProcessesOf } from '../helpers/processes';
 import { waitFor } from '../helpers/server';
 import { assertAlive, flood, frame, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR, RawClient } from '../helpers/rawClient';
@@ -48,7 +48,7 @@ async function assertServerClean(c: RawClient): Promise<void> {
   const pid = c.proc.pid!;
   await assertAlive(c);
   assert.deepEqual(runProcessesOf(pid), [], 'processes of runs left behind');
-  assert.deepEqual(runCgroupsLeft(pid), [], 'run cgroups left behind');
+  assert.deepEqual(cgroupProcessesLeft(pid), [], 'processes left in the run cgroups');
   let next = await c.call<ExecutionResult>('sandbox/execute', { language: 'python', code: 'print("alive")', cache: false });
   // Rate limited: wait as long as the server says, as a client would, and ask again.
   for (let tries = 0; next.status === 'rejected' && next.retryAfterMs !== undefined && tries < 10; tries++) {

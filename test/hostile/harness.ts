@@ -16,7 +16,7 @@ import path from 'node:path';
 import type { CancellationToken } from 'vscode-jsonrpc';
 import { readAudit } from '../../server/audit';
 import { ExecuteRequest, LanguagesRequest, type ExecuteParams, type ExecutionResult, type RunStatus, type ServerConfig } from '../../server/protocol';
-import { processesOfRun, readText, zygoteOf } from '../helpers/processes';
+import { processesOfRun, readText, zygotesOf } from '../helpers/processes';
 import { startServer, startServerWithEnv, stopServer, type TestServer } from '../helpers/server';
 
 /** Slack on top of a wall-clock limit: the kill, the sweep and the report. */
@@ -69,9 +69,9 @@ export async function hostileRun(h: HostileServer, params: ExecuteParams, token?
   return { result, elapsedMs: performance.now() - started, marker: m };
 }
 
-/** The run cgroups still under the server's own parent group, in every hierarchy. */
-export function runCgroupsLeft(serverPid: number): string[] {
-  const left: string[] = [];
+/** The server's worker groups (`…/sandbox-runner/<serverPid>/w-*`), in every hierarchy. */
+export function workerCgroups(serverPid: number): string[] {
+  const groups: string[] = [];
   const own = readText(`/proc/${serverPid}/cgroup`) ?? '';
   for (const line of own.trim().split('\n')) {
     const [, controllers, rel] = line.split(':');
@@ -81,12 +81,24 @@ export function runCgroupsLeft(serverPid: number): string[] {
     const base = name === '' ? '/sys/fs/cgroup' : `/sys/fs/cgroup/${name}`;
     const dir = path.join(base, rel, 'sandbox-runner', String(serverPid));
     try {
-      for (const d of readdirSync(dir, { withFileTypes: true })) if (d.isDirectory()) left.push(path.join(dir, d.name));
+      for (const d of readdirSync(dir, { withFileTypes: true })) if (d.isDirectory()) groups.push(path.join(dir, d.name));
     } catch {
       // no such hierarchy, or nothing made yet
     }
   }
-  return left;
+  return groups;
+}
+
+/** Processes still in the server's cgroups, but its zygotes (each lives in its worker's group). */
+export function cgroupProcessesLeft(serverPid: number): string[] {
+  const zygotes = new Set(zygotesOf(serverPid));
+  const left = new Set<string>();
+  for (const dir of workerCgroups(serverPid)) {
+    for (const pid of (readText(path.join(dir, 'cgroup.procs')) ?? '').split('\n').filter(Boolean).map(Number)) {
+      if (!zygotes.has(pid)) left.add(`${pid}: ${readText(`/proc/${pid}/cmdline`)?.replaceAll('\0', ' ') ?? '?'} (in ${dir})`);
+    }
+  }
+  return [...left];
 }
 
 /** A fingerprint of host paths: existence, size, mtime and (for files) a hash of the content. */
@@ -126,9 +138,9 @@ export async function assertContained(h: HostileServer, run: RunOutcome, expect:
   assert.ok(run.elapsedMs <= expect.limitMs + GRACE_MS, `took ${Math.round(run.elapsedMs)} ms, limit ${expect.limitMs} + ${GRACE_MS}`);
 
   const serverPid = h.server.proc.pid!;
-  const left = processesOfRun(serverPid, zygoteOf(serverPid), run.marker);
+  const left = processesOfRun(serverPid, zygotesOf(serverPid), run.marker);
   assert.deepEqual(left.map((p) => `${p}: ${readText(`/proc/${p}/cmdline`)?.replaceAll('\0', ' ')}`), [], 'processes of the run left behind');
-  assert.deepEqual(runCgroupsLeft(serverPid), [], 'run cgroups left behind');
+  assert.deepEqual(cgroupProcessesLeft(serverPid), [], 'processes left in the run cgroups');
 
   if (expect.unchanged) assert.deepEqual(snapshot([...expect.unchanged.keys()]), expect.unchanged, 'host files changed');
   for (const p of expect.absent ?? []) assert.ok(!existsSync(p), `${p} was created on the host`);

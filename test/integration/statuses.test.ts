@@ -161,7 +161,8 @@ for (const lang of LANGS) {
       assert.equal(r.isolation, 'bwrap');
       assert.match(r.workerId ?? '', /^w\d+$/);
       assert.ok(r.cpuMs > 0, `cpuMs ${r.cpuMs} should be > 0`);
-      assert.ok(r.peakMemoryBytes > 1_000_000, `peakMemoryBytes ${r.peakMemoryBytes} should be > 1 MB`);
+      // What the run's memory cgroup was charged: a C hello world's few hundred KiB up to an interpreter's MiBs.
+      assert.ok(r.peakMemoryBytes > 100_000, `peakMemoryBytes ${r.peakMemoryBytes} should be > 100 kB`);
       assert.ok(r.durationMs > 0, `durationMs ${r.durationMs}`);
     });
 

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { BOX_LAUNCHER, BOX_WORK, SANDBOX_UID, bwrapArgs, readHostLayout, runtimeRoot, type BwrapRun, type HostLayout } from '../../server/isolation';
@@ -11,16 +11,13 @@ const layout: HostLayout = {
     { path: '/lib64', target: 'usr/lib64' },
   ],
   dirs: ['/usr'],
-  etc: ['/etc/ld.so.cache'],
-  passwd: '/state/passwd',
-  group: '/state/group',
+  etc: '/state/etc',
 };
 
 function run(over: Partial<BwrapRun> = {}): BwrapRun {
   return {
     bwrap: '/usr/bin/bwrap',
     layout,
-    launcher: '/ext/dist/sbx-launch',
     runtimeRoots: ['/root/.pyenv/versions/3.11.7'],
     files: [{ host: '/tmp/sbx-1/run-a/main.py', name: 'main.py' }],
     diskBytes: 64 * 1024 * 1024,
@@ -54,17 +51,15 @@ void describe('bwrapArgs', () => {
     assert.deepEqual(options(argv, '--gid', 1), [[String(SANDBOX_UID)]]);
   });
 
-  void it('binds system dirs, the runtime prefix, the program and the launcher read-only, and nothing writable', () => {
+  void it('binds system dirs, its own /etc (with the launcher), the runtime prefix and the program read-only, and nothing writable', () => {
     const ro = options(argv, '--ro-bind', 2);
     assert.deepEqual(ro, [
       ['/usr', '/usr'],
-      ['/etc/ld.so.cache', '/etc/ld.so.cache'],
-      ['/state/passwd', '/etc/passwd'],
-      ['/state/group', '/etc/group'],
+      ['/state/etc', '/etc'],
       ['/root/.pyenv/versions/3.11.7', '/root/.pyenv/versions/3.11.7'],
       ['/tmp/sbx-1/run-a/main.py', `${BOX_WORK}/main.py`],
-      ['/ext/dist/sbx-launch', BOX_LAUNCHER],
     ]);
+    assert.equal(path.dirname(BOX_LAUNCHER), '/etc');
     assert.deepEqual(options(argv, '--bind', 2), []);
     assert.deepEqual(options(argv, '--symlink', 2), [
       ['usr/bin', '/bin'],
@@ -75,16 +70,17 @@ void describe('bwrapArgs', () => {
     assert.ok(!sources.some((s) => s === '/root' || s === '/home' || s.startsWith('/home/')));
   });
 
-  void it('gives /work and /tmp a size-limited tmpfs each, a fresh /proc and a minimal /dev', () => {
+  void it('gives /work, /tmp and /dev/shm a size-limited tmpfs each, a fresh /proc and a read-only minimal /dev', () => {
     const size = String(64 * 1024 * 1024);
     const joined = argv.join(' ');
     assert.ok(joined.includes(`--size ${size} --tmpfs /tmp`));
     assert.ok(joined.includes(`--size ${size} --tmpfs ${BOX_WORK}`));
+    assert.ok(joined.includes(`--dev /dev --size ${size} --tmpfs /dev/shm --remount-ro /dev`));
     assert.deepEqual(options(argv, '--proc', 1), [['/proc']]);
-    assert.deepEqual(options(argv, '--dev', 1), [['/dev']]);
     assert.deepEqual(options(argv, '--chdir', 1), [[BOX_WORK]]);
-    // bwrap's own root tmpfs has no size limit: read-only, so only the sized /work and /tmp take writes.
-    assert.deepEqual(options(argv, '--remount-ro', 1), [['/']]);
+    // bwrap's own root and /dev are tmpfs with no size limit: read-only, so only the sized mounts take writes.
+    assert.deepEqual(options(argv, '--remount-ro', 1), [['/dev'], ['/']]);
+    assert.equal(argv.lastIndexOf('--remount-ro') > argv.lastIndexOf('--ro-bind'), true, 'the root goes read-only after every mount');
   });
 
   void it('sets exactly the given environment', () => {
@@ -123,12 +119,19 @@ void describe('runtimeRoot', () => {
 });
 
 void describe('readHostLayout', () => {
-  void it('writes a passwd and group naming only the sandbox user', () => {
+  void it('makes an /etc with a passwd and group naming only the sandbox user, the launcher, and nothing secret', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'layout-'));
     try {
-      const l = readHostLayout(dir);
-      assert.match(readFileSync(l.passwd, 'utf8'), new RegExp(`^nobody:x:${SANDBOX_UID}:${SANDBOX_UID}:`));
-      assert.equal(readFileSync(l.passwd, 'utf8').trim().split('\n').length, 1);
+      const launcher = path.join(dir, 'fake-launcher');
+      writeFileSync(launcher, '#!/bin/sh\n');
+      const l = readHostLayout(dir, launcher);
+      const passwd = readFileSync(path.join(l.etc, 'passwd'), 'utf8');
+      assert.match(passwd, new RegExp(`^nobody:x:${SANDBOX_UID}:${SANDBOX_UID}:`));
+      assert.equal(passwd.trim().split('\n').length, 1);
+      assert.equal(readFileSync(path.join(l.etc, 'sbx-launch'), 'utf8'), '#!/bin/sh\n');
+      assert.equal(statSync(path.join(l.etc, 'sbx-launch')).mode & 0o777, 0o755);
+      const names = readdirSync(l.etc).sort();
+      for (const secret of ['shadow', 'gshadow', 'sudoers', 'ssh', 'hostname']) assert.ok(!names.includes(secret), `${secret} copied`);
       assert.ok(l.dirs.includes('/usr'));
       for (const link of l.links) assert.ok(!l.dirs.includes(link.path));
     } finally {

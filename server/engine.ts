@@ -9,6 +9,7 @@ import { constants as fsc, mkdtempSync, readdirSync, readFileSync, rmSync, write
 import { lstat, mkdir, mkdtemp, open, rename, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { execa } from 'execa';
 import { LRUCache } from 'lru-cache';
 import { AuditLog, auditRecord, defaultAuditPath } from './audit';
 import { ExecutionCache, cacheKey } from './cache';
@@ -106,6 +107,7 @@ export class SandboxEngine {
   private layout: HostLayout | undefined;
   private bwrap: string | null = null;
   private cgroups: CgroupManager | null = null;
+  private zygoteNetwork = false;
   private audit: AuditLog | undefined;
   private readonly rateLimit: TokenBucket;
   private readonly launcher: string;
@@ -182,6 +184,8 @@ export class SandboxEngine {
     const choice = await chooseIsolation(opts.config?.isolation ?? 'auto', this.layout);
     this.isolation = choice.mode;
     this.bwrap = choice.bwrap;
+    // A root server gives each worker's zygote an empty network namespace that its sandboxes share.
+    this.zygoteNetwork = this.isolation === 'bwrap' && (await probeNetwork(this.launcher));
     const detected = await probeCgroups();
     this.cgroups = detected.manager;
     if (this.cgroups) {
@@ -509,7 +513,7 @@ export class SandboxEngine {
           { memoryBytes: limits.memoryMb * 1024 * 1024, processes: limits.processes },
           this.isolation === 'bwrap' ? 4 : 2,
         );
-        spec.slot = { id: box.workerId, join: worker.procsFiles };
+        spec.slot = { id: box.workerId, join: worker.procsFiles, network: this.zygoteNetwork };
       }
       if (this.isolation === 'bwrap' && this.layout && this.bwrap) {
         const roots = new Set<string>();
@@ -525,6 +529,7 @@ export class SandboxEngine {
           writableWorkDir: box.writableWorkDir,
           workspace: box.workspace,
           diskBytes: limits.diskMb * 1024 * 1024,
+          inheritNetwork: spec.slot?.network === true,
           env: spec.env,
         });
       }
@@ -840,6 +845,12 @@ export function sandboxEnv(workDir: string, runtime: Runtime, tmpDir = workDir):
     PYTHONDONTWRITEBYTECODE: '1',
     PYTHONIOENCODING: 'utf-8',
   };
+}
+
+/** Whether the launcher can make a network namespace here (it needs CAP_SYS_ADMIN: a root server). */
+async function probeNetwork(launcher: string): Promise<boolean> {
+  const r = await execa(launcher, ['--probe-network'], { reject: false, timeout: 5000, stdin: 'ignore', extendEnv: false, env: {} });
+  return r.exitCode === 0;
 }
 
 /** Copies a file the compiler wrote, refusing anything but a regular file (a symlink planted in the work dir must

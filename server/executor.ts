@@ -40,8 +40,9 @@ export interface ExecSpec {
   /** The run's cgroup: the program joins it before it execs (unless it is born in it: `slot`); its counters give
    *  peak memory, CPU and OOM kills. The caller creates it and destroys it after the run. */
   cgroup?: RunCgroup;
-  /** The pool worker's zygote to fork the run from, and the cgroups that zygote lives in. */
-  slot?: { id: string; join: string[] };
+  /** The pool worker's zygote to fork the run from, the cgroups that zygote lives in, and whether it has a network
+   *  namespace of its own (its sandboxes then share it instead of making one each). */
+  slot?: { id: string; join: string[]; network?: boolean };
   signal?: AbortSignal;
   onOutput?: (stream: 'stdout' | 'stderr', chunk: string) => void;
 }

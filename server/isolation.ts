@@ -99,13 +99,16 @@ export interface BwrapRun {
   workspace?: string;
   /** Size of /work and /tmp, each. */
   diskBytes: number;
+  /** The launcher's zygote already lives in an empty network namespace of its own: share it, don't make one. */
+  inheritNetwork?: boolean;
   env: Record<string, string>;
 }
 
 /** The argv of bwrap up to and including `--`; the inner launcher and the program follow. */
 export function bwrapArgs(run: BwrapRun): string[] {
   const a: string[] = [
-    '--unshare-all', // user, pid, net, ipc, uts, cgroup
+    // user, pid, net, ipc, uts, cgroup; or all but net, when the zygote's own empty network namespace is shared
+    ...(run.inheritNetwork ? ['--unshare-user', '--unshare-pid', '--unshare-ipc', '--unshare-uts', '--unshare-cgroup'] : ['--unshare-all']),
     '--uid', String(SANDBOX_UID),
     '--gid', String(SANDBOX_UID),
     '--hostname', 'sandbox',

@@ -3,7 +3,9 @@
  *
  *   sbx-launch [-r RESOURCE=LIMIT]... [-c CGROUP_PROCS_FILE]... [-k] -- PROGRAM [ARG]...
  *   sbx-launch --init [-r RESOURCE=LIMIT]... -- PROGRAM [ARG]...   (pid 1 inside a bubblewrap sandbox)
- *   sbx-launch --zygote SOCKET [CGROUP_PROCS_FILE]...   (see zygote() below: the server's way to start runs cheaply)
+ *   sbx-launch --zygote SOCKET [-n] [CGROUP_PROCS_FILE]...   (see zygote() below: the server's way to start runs
+ *                                        cheaply; -n: in a network namespace of its own, shared by its sandboxes)
+ *   sbx-launch --probe-network           (exit 0 when -n works here)
  *
  * Why it exists: Node cannot wait4() a child, so a run that ends between two pidusage samples would report no CPU
  * time and no memory. This launcher forks PROGRAM into a process group of its own (so the whole tree can be killed
@@ -38,6 +40,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <net/if.h>
+#include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/resource.h>
@@ -397,9 +402,31 @@ static char *next_token(char **buf, size_t *cap) {
     return strdup(*buf);
 }
 
-static int zygote(const char *sock, int ncgroups, char **cgroups) {
+/* Moves the caller into a new network namespace with only its loopback, up. Needs CAP_SYS_ADMIN (a root server).
+ * A worker's zygote does it once: its sandboxes share that empty namespace (they cannot change it: they have no
+ * capability in the namespace's owner) instead of making and tearing down one per run, which costs ~0.6 ms of a
+ * run and more of the kernel's time afterwards (measured). */
+static int private_network(void) {
+    if (unshare(CLONE_NEWNET) != 0) return -1;
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
+    int ok = ioctl(fd, SIOCGIFFLAGS, &ifr) == 0;
+    ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+    ok = ok && ioctl(fd, SIOCSIFFLAGS, &ifr) == 0;
+    close(fd);
+    return ok ? 0 : -1;
+}
+
+static int zygote(const char *sock, int netns, int ncgroups, char **cgroups) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() == 1) return 125;
+    if (netns && private_network() != 0) {
+        fprintf(stderr, "sbx-launch: cannot make a network namespace: %s\n", strerror(errno));
+        return 4;
+    }
     /* A worker's zygote lives in the worker's cgroups, so every run it forks is born there: moving a process into a
      * cgroup waits for an RCU grace period (5-15 ms, measured), which a run must not pay. */
     for (int k = 0; k < ncgroups; k++) {
@@ -472,7 +499,12 @@ static int zygote(const char *sock, int ncgroups, char **cgroups) {
 }
 
 int main(int argc, char **argv) {
-    /* sbx-launch --zygote SOCKET [CGROUP_PROCS_FILE]... */
-    if (argc >= 3 && strcmp(argv[1], "--zygote") == 0) return zygote(argv[2], argc - 3, argv + 3);
+    /* sbx-launch --zygote SOCKET [-n] [CGROUP_PROCS_FILE]... */
+    if (argc >= 3 && strcmp(argv[1], "--zygote") == 0) {
+        int netns = argc >= 4 && strcmp(argv[3], "-n") == 0;
+        return zygote(argv[2], netns, argc - 3 - netns, argv + 3 + netns);
+    }
+    /* sbx-launch --probe-network: can this server give its zygotes a network namespace? (exit 0: yes) */
+    if (argc == 2 && strcmp(argv[1], "--probe-network") == 0) return private_network() == 0 ? 0 : 1;
     return launch(argc, argv);
 }

@@ -17,8 +17,9 @@ import readline from 'node:readline';
 export type StreamName = 'in' | 'out' | 'err' | 'rep';
 
 export interface SpawnRequest {
-  /** Which zygote forks it: one per pool worker, living in that worker's cgroups (`join`, joined once at start). */
-  slot?: { id: string; join: string[] };
+  /** Which zygote forks it: one per pool worker, living in that worker's cgroups (`join`, joined once at start)
+   *  and, with `network`, in an empty network namespace of its own. */
+  slot?: { id: string; join: string[]; network?: boolean };
   cwd: string;
   env: Record<string, string>;
   /** Arguments for the launcher: rlimits, `--`, the program and its arguments. */
@@ -81,7 +82,7 @@ export class Spawner {
   }
 
   async spawn(request: SpawnRequest): Promise<Spawned> {
-    const z = await this.start(request.slot?.id ?? '', request.slot?.join ?? []);
+    const z = await this.start(request.slot?.id ?? '', [...(request.slot?.network ? ['-n'] : []), ...(request.slot?.join ?? [])]);
     const zygote = z.proc;
     if (!zygote.stdin || this.disposed) throw new Error('the run launcher is not running');
     const id = randomBytes(16).toString('hex');

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { AuditLog, auditRecord, defaultAuditPath, readAudit } from '../../server/audit';
 import type { AuditRecord, ExecutionResult, Limits } from '../../server/protocol';
+import { sampleResult } from '../helpers/results';
 
 const LIMITS: Limits = {
   timeoutMs: 5000,
@@ -20,25 +21,7 @@ const LIMITS: Limits = {
 };
 
 function result(overrides: Partial<ExecutionResult> = {}): ExecutionResult {
-  return {
-    runId: 'r1',
-    language: 'python',
-    status: 'ok',
-    exitCode: 0,
-    signal: null,
-    stdout: 'hello\n',
-    stderr: '',
-    stdoutTruncated: false,
-    stderrTruncated: false,
-    durationMs: 12,
-    cpuMs: 10,
-    peakMemoryBytes: 1_000_000,
-    cached: false,
-    workerId: 'w1',
-    isolation: 'process',
-    findings: [],
-    ...overrides,
-  };
+  return sampleResult(overrides);
 }
 
 function record(runId: string, overrides: Partial<AuditRecord> = {}): AuditRecord {

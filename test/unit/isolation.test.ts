@@ -12,6 +12,7 @@ const layout: HostLayout = {
   ],
   dirs: ['/usr'],
   etc: '/state/etc',
+  alternatives: true,
 };
 
 function run(over: Partial<BwrapRun> = {}): BwrapRun {
@@ -56,6 +57,7 @@ void describe('bwrapArgs', () => {
     assert.deepEqual(ro, [
       ['/usr', '/usr'],
       ['/state/etc', '/etc'],
+      ['/etc/alternatives', '/etc/alternatives'],
       ['/root/.pyenv/versions/3.11.7', '/root/.pyenv/versions/3.11.7'],
       ['/tmp/sbx-1/run-a/main.py', `${BOX_WORK}/main.py`],
     ]);

@@ -454,7 +454,7 @@ export class SandboxEngine {
         command: command!,
         args: this.memoryFlags(runtime, limits, args),
         cwd: workDir,
-        env: sandboxEnv(sandboxed ? BOX_WORK : workDir, runtime, sandboxed ? '/tmp' : workDir),
+        env: this.runEnv(workDir, runtime),
         stdin: params.stdin ?? null,
         timeoutMs: limits.timeoutMs,
         memoryBytes: limits.memoryMb * 1024 * 1024,
@@ -472,6 +472,11 @@ export class SandboxEngine {
     } finally {
       await rm(workDir, { recursive: true, force: true });
     }
+  }
+
+  /** A run's environment: in a sandbox HOME is its /work and TMPDIR its /tmp; otherwise both are the host work dir. */
+  private runEnv(workDir: string, runtime: Runtime): Record<string, string> {
+    return this.isolation === 'bwrap' ? sandboxEnv(BOX_WORK, runtime, '/tmp') : sandboxEnv(workDir, runtime);
   }
 
   /** node without a memory cgroup: V8's heap limit is what holds it (RLIMIT_AS would break V8's reservations). */
@@ -636,7 +641,6 @@ export class SandboxEngine {
     const flags = prep.flags.map((f) => (f === '$out' ? 'main' : f === '$file' ? path.basename(source) : f));
     const compileStarted = performance.now();
     const memoryMb = Math.max(limits.memoryMb, COMPILE_MEMORY_FLOOR_MB);
-    const sandboxed = this.isolation === 'bwrap';
     // The compiler is untrusted input's first reader (`#include "/dev/random"`): it runs sandboxed too, with the
     // run's limits (more memory), in a work dir of its own that we read the binary back from.
     const compileLimits: Limits = { ...limits, memoryMb, processes: Math.max(limits.processes, 16), cpuMs: limits.timeoutMs };
@@ -644,7 +648,7 @@ export class SandboxEngine {
       command: prep.compiler,
       args: flags,
       cwd: workDir,
-      env: sandboxEnv(sandboxed ? BOX_WORK : workDir, runtime, sandboxed ? '/tmp' : workDir),
+      env: this.runEnv(workDir, runtime),
       stdin: null,
       timeoutMs: limits.timeoutMs,
       memoryBytes: memoryMb * 1024 * 1024,

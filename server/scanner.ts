@@ -836,14 +836,8 @@ function tokenizeJs(src: string): Span[] {
     } else if (ch === '`') {
       i = template(i + 1);
     } else if (ch === '/') {
-      if (src[i + 1] === '/') {
-        const end = lineEnd(src, i);
-        spans.push({ kind: 'comment', start: i, end });
-        i = end;
-      } else if (src[i + 1] === '*') {
-        const close = src.indexOf('*/', i + 2);
-        const end = close === -1 ? src.length : close + 2;
-        spans.push({ kind: 'comment', start: i, end });
+      const end = slashComment(src, i, spans);
+      if (end !== undefined) {
         i = end;
       } else if (startsJsRegex(src, i)) {
         let j = i + 1;
@@ -866,6 +860,19 @@ function tokenizeJs(src: string): Span[] {
   return spans;
 }
 
+/** A line or block comment starting at `i` (JS, TS, C, C++): records its span and returns where it ends, or
+ *  undefined when the slash starts no comment. */
+function slashComment(src: string, i: number, spans: Span[]): number | undefined {
+  let end: number;
+  if (src[i + 1] === '/') end = lineEnd(src, i);
+  else if (src[i + 1] === '*') {
+    const close = src.indexOf('*/', i + 2);
+    end = close === -1 ? src.length : close + 2;
+  } else return undefined;
+  spans.push({ kind: 'comment', start: i, end });
+  return end;
+}
+
 function tokenizeC(src: string): Span[] {
   const spans: Span[] = [];
   const interesting = /[/'"]/g;
@@ -877,16 +884,7 @@ function tokenizeC(src: string): Span[] {
     i = m.index;
     const ch = src[i];
     if (ch === '/') {
-      if (src[i + 1] === '/') {
-        const end = lineEnd(src, i);
-        spans.push({ kind: 'comment', start: i, end });
-        i = end;
-      } else if (src[i + 1] === '*') {
-        const close = src.indexOf('*/', i + 2);
-        const end = close === -1 ? src.length : close + 2;
-        spans.push({ kind: 'comment', start: i, end });
-        i = end;
-      } else i++;
+      i = slashComment(src, i, spans) ?? i + 1;
     } else if (ch === "'" && i > 0 && /[0-9a-fA-F]/.test(src[i - 1]) && /[0-9a-fA-F]/.test(src[i + 1] ?? '')) {
       i++; // C++14 digit separator: 1'000'000
     } else if (ch === '"' && src[i - 1] === 'R' && /^[^\s()\\]{0,16}\(/.test(src.slice(i + 1, i + 18))) {

@@ -1,9 +1,9 @@
 // Bundles every target of the project. One typed options object per target; `--watch` rebuilds on change.
-// The sandbox launcher is a few lines of C compiled with the system compiler: it is the one piece that must
-// call wait4() to get the kernel's own accounting of a run (see server/launcher.c).
+// The sandbox launcher is a few files of C compiled with the system compiler (server/launcher/): it must call
+// wait4() for the kernel's own accounting of a run, make user namespaces and load a seccomp filter.
 import * as esbuild from 'esbuild';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 
 const watch = process.argv.includes('--watch');
 
@@ -35,10 +35,17 @@ function buildLauncher() {
   mkdirSync('dist', { recursive: true });
   // The project is ESM (execa is ESM-only); the bundles are CommonJS, as VS Code's extension host wants.
   writeFileSync('dist/package.json', '{ "type": "commonjs" }\n');
+  if (!existsSync('/usr/include/seccomp.h')) {
+    // The launcher builds the sandbox's seccomp filter with libseccomp: a sandbox without it must not be built.
+    throw new Error('libseccomp is missing: install Debian\'s libseccomp-dev (apt-get install libseccomp-dev)');
+  }
+  const sources = readdirSync('server/launcher')
+    .filter((f) => f.endsWith('.c'))
+    .map((f) => `server/launcher/${f}`);
   // Built beside and renamed into place: a server running from dist/ never sees the launcher missing.
-  const flags = ['-O2', '-Wall', '-Wextra', '-Werror', '-o', 'dist/sbx-launch.tmp', 'server/launcher.c'];
+  // Static: no dynamic loader on every run (~0.2 ms each), libseccomp included, nothing to bind into a sandbox.
+  const flags = ['-O2', '-Wall', '-Wextra', '-Werror', '-o', 'dist/sbx-launch.tmp', ...sources, '-lseccomp'];
   try {
-    // Static: no dynamic loader on every run (~0.2 ms each), and nothing to bind into a sandbox later.
     execFileSync('cc', ['-static', ...flags], { stdio: ['ignore', 'inherit', 'pipe'] });
   } catch {
     execFileSync('cc', flags, { stdio: 'inherit' });

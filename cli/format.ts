@@ -118,8 +118,14 @@ export function sandboxLines(sandbox: SandboxInfo): string[] {
   if (sandbox.isolation === 'process') {
     lines.push("warning: runs are NOT sandboxed: plain processes with rlimits can read and write this user's files and reach the network");
   }
+  if (sandbox.hostUser?.mode === 'server') lines.push(`warning: sandboxed programs run as ${sandbox.hostUser.description}`);
   lines.push(`reason: ${sandbox.reason}`);
   if (sandbox.bwrap !== null) lines.push(`bwrap: ${sandbox.bwrap}`);
+  if (sandbox.hostUser) lines.push(`runs as: ${sandbox.hostUser.description}`);
+  if (sandbox.seccomp?.length) {
+    const names = sandbox.seccomp.map((r) => /^(?:deny|enosys) ([^:]+):/.exec(r)?.[1]).filter(Boolean);
+    lines.push(`seccomp: ${sandbox.seccomp.length} rules, EPERM: ${names.join(', ')}`);
+  }
   lines.push(`cgroup: ${sandbox.cgroup ?? 'none writable (rlimits only)'}`);
   lines.push('enforced by:');
   const keys = Object.keys(sandbox.enforcement) as (keyof SandboxInfo['enforcement'])[];

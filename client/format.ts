@@ -119,9 +119,21 @@ const ENFORCED: readonly [keyof SandboxInfo['enforcement'], string][] = [
   ['wall', 'Wall time'],
 ];
 
-/** What the sandbox is made of here: the cgroup version and what holds each limit, one line each. */
+/** `N rules (ptrace, keyctl, bpf, …)`: the seccomp filter in a few words. */
+export function seccompText(rules: readonly string[]): string {
+  const names = rules.map((r) => /^(?:deny|enosys) ([^:]+):/.exec(r)?.[1]).filter((n): n is string => n !== undefined);
+  return `${rules.length} rules (${names.slice(0, 6).join(', ')}${names.length > 6 ? ', …' : ''})`;
+}
+
+/** What the sandbox is made of here: who runs the programs, the seccomp filter, the cgroup version and what holds
+ *  each limit, one line each. */
 export function sandboxDetails(sandbox: SandboxInfo): string[] {
-  const lines = [`cgroup: ${sandbox.cgroup ?? 'none writable (rlimits only)'}`];
+  const lines: string[] = [];
+  if (sandbox.hostUser) {
+    lines.push(`${sandbox.hostUser.mode === 'server' ? 'Warning: runs as ' : 'Runs as: '}${sandbox.hostUser.description}`);
+  }
+  if (sandbox.seccomp?.length) lines.push(`Seccomp: ${seccompText(sandbox.seccomp)}`);
+  lines.push(`cgroup: ${sandbox.cgroup ?? 'none writable (rlimits only)'}`);
   for (const [key, label] of ENFORCED) {
     const by = sandbox.enforcement[key];
     if (by !== undefined) lines.push(`${label}: ${by}`);
@@ -137,7 +149,9 @@ export function sandboxSummary(sandbox: SandboxInfo | undefined): string {
       ? `sandbox: process — runs are NOT sandboxed (${sandbox.reason}): they can read and write your files and reach the network`
       : `sandbox: ${sandbox.isolation} (${sandbox.reason})`;
   const enforced = ENFORCED.filter(([key]) => sandbox.enforcement[key] !== undefined).map(([key]) => `${key}: ${sandbox.enforcement[key]}`);
-  return [head, `cgroup ${sandbox.cgroup ?? 'none'}`, ...enforced].join(' · ');
+  const user = sandbox.hostUser ? [`runs as ${sandbox.hostUser.description}`] : [];
+  const seccomp = sandbox.seccomp?.length ? [`seccomp ${sandbox.seccomp.length} rules`] : [];
+  return [head, ...user, ...seccomp, `cgroup ${sandbox.cgroup ?? 'none'}`, ...enforced].join(' · ');
 }
 
 /**

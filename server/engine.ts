@@ -5,17 +5,17 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { constants as fsc, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { lstat, mkdir, mkdtemp, open, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { constants as fsc, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmod, lstat, mkdir, mkdtemp, open, rename, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { execa } from 'execa';
 import { LRUCache } from 'lru-cache';
 import { AuditLog, auditRecord, defaultAuditPath } from './audit';
 import { ExecutionCache, cacheKey } from './cache';
 import { probeCgroups, type CgroupManager, type RunCgroup } from './cgroup';
 import { Executor, type ExecOutcome, type ExecSpec } from './executor';
-import { BOX_WORK, bwrapArgs, chooseIsolation, readHostLayout, runtimeRoot, type HostLayout } from './isolation';
+import { chooseIdentity, describeIdentity, IdAllocator, type SandboxIdentity } from './identity';
+import { BOX_WORK, bwrapArgs, chooseIsolation, exportSeccomp, identityArgs, readHostLayout, runtimeRoot, type HostLayout } from './isolation';
 import { binaryKey, commandLine, languageInfo, resolveRuntimes, rlimitsFor, type Runtime } from './languages';
 import { LimitError, resolveLimits, resolveMaxLimits } from './limits';
 import { MetricsRecorder } from './metrics';
@@ -107,7 +107,9 @@ export class SandboxEngine {
   private layout: HostLayout | undefined;
   private bwrap: string | null = null;
   private cgroups: CgroupManager | null = null;
-  private zygoteNetwork = false;
+  /** Who sandboxed programs are on the host (bwrap mode), and each worker's ids when they have their own. */
+  private identity: SandboxIdentity | null = null;
+  private ids: IdAllocator | null = null;
   private audit: AuditLog | undefined;
   private readonly rateLimit: TokenBucket;
   private readonly launcher: string;
@@ -181,11 +183,27 @@ export class SandboxEngine {
       else this.log.warn(`${r.id} is unavailable: ${r.message}`);
     }
     this.layout = readHostLayout(this.workRoot, this.launcher);
-    const choice = await chooseIsolation(opts.config?.isolation ?? 'auto', this.layout);
+    const setting = opts.config?.isolation ?? 'auto';
+    let seccomp: string[] = [];
+    let identity: SandboxIdentity | undefined;
+    let unsandboxable: string | undefined;
+    if (setting !== 'process') {
+      try {
+        seccomp = await exportSeccomp(this.launcher, this.layout);
+        identity = await chooseIdentity(this.config.poolSize);
+      } catch (e) {
+        unsandboxable = (e as Error).message;
+      }
+    }
+    if (unsandboxable && setting === 'bwrap') throw new Error(`isolation "bwrap" was asked for but cannot be used: ${unsandboxable}`);
+    const choice = identity
+      ? await chooseIsolation(setting, this.layout, this.launcher, identity)
+      : { mode: 'process' as const, reason: unsandboxable ?? 'chosen by the isolation setting', bwrap: null, identity: null };
     this.isolation = choice.mode;
     this.bwrap = choice.bwrap;
-    // A root server gives each worker's zygote an empty network namespace that its sandboxes share.
-    this.zygoteNetwork = this.isolation === 'bwrap' && (await probeNetwork(this.launcher));
+    this.identity = choice.identity;
+    this.ids = this.identity?.mode === 'dedicated' ? new IdAllocator(this.identity) : null;
+    if (this.identity) this.checkRuntimesReadable();
     const detected = await probeCgroups();
     this.cgroups = detected.manager;
     if (this.cgroups) {
@@ -196,11 +214,14 @@ export class SandboxEngine {
     }
     const cg = this.cgroups;
     const bw = this.isolation === 'bwrap';
+    const ownIds = this.identity?.mode === 'dedicated';
     this.sandboxInfo = {
       isolation: this.isolation,
       reason: choice.reason,
       bwrap: this.bwrap,
       cgroup: cg?.version ?? null,
+      hostUser: this.identity ? { mode: this.identity.mode, description: describeIdentity(this.identity) } : null,
+      seccomp: bw ? seccomp : [],
       enforcement: {
         memory: cg?.memory
           ? `memory cgroup (${cg.version})`
@@ -208,7 +229,7 @@ export class SandboxEngine {
         processes: cg?.pids
           ? `pids cgroup (${cg.version})${bw ? ' + PID namespace' : ''}`
           : bw
-            ? 'RLIMIT_NPROC in the sandbox user namespace (not for a root server) + PID namespace'
+            ? `RLIMIT_NPROC of the sandbox user${ownIds ? ' (its own host uid)' : ''} + PID namespace`
             : 'none: no pids cgroup is writable and RLIMIT_NPROC would count all of the user\'s processes',
         cpu: 'RLIMIT_CPU (SIGXCPU) + wall-clock timer',
         wall: bw ? 'timer kills the whole sandbox (PID namespace)' : 'timer kills the process group and tree',
@@ -217,8 +238,11 @@ export class SandboxEngine {
       maxLimits: this.config.maxLimits,
     };
     this.log.info(`cgroups: ${cg ? `${cg.version} (memory ${cg.memory}, pids ${cg.pids})` : `none (${detected.reason})`}`);
-    if (bw) this.log.info(`isolation: bwrap (${choice.reason})`);
-    else {
+    if (bw) {
+      this.log.info(`isolation: bwrap (${choice.reason}); seccomp: ${seccomp.length} rules`);
+      if (this.identity?.mode === 'server') this.log.warn(`sandboxed programs run as ${describeIdentity(this.identity)}`);
+      else if (this.identity) this.log.info(`sandboxed programs run as ${describeIdentity(this.identity)}`);
+    } else {
       this.log.warn(
         `isolation: process (${choice.reason}). Runs are plain child processes with rlimits: they can read and write what the server's user can and reach the network. Install bubblewrap to sandbox them.`,
       );
@@ -371,7 +395,10 @@ export class SandboxEngine {
       this.log.warn(`isolation "${cfg.isolation}" takes effect when the server restarts (it is ${this.isolation} now)`);
     }
     if (cfg.cache) this.cache.configure({ ...DEFAULT_CACHE, ...cfg.cache });
-    if (cfg.executorMap) this.runtimes = await resolveRuntimes(cfg.executorMap);
+    if (cfg.executorMap) {
+      this.runtimes = await resolveRuntimes(cfg.executorMap);
+      this.checkRuntimesReadable();
+    }
     this.changed();
   }
 
@@ -396,7 +423,8 @@ export class SandboxEngine {
       throw new Rejection(`unknown language "${params.language}"; known languages: ${known}`);
     }
     if (!runtime.available) throw new Rejection(`${runtime.id} is not available here: ${runtime.message}`);
-    if (params.workspace !== undefined) await checkWorkspace(params.workspace);
+    // With ids of their own, sandboxed programs read the workspace as any other user of this machine would.
+    if (params.workspace !== undefined) await checkWorkspace(params.workspace, this.isolation === 'bwrap' && this.ids !== null);
     const code = params.code ?? (await readProgramFile(params.file ?? ''));
     if (Buffer.byteLength(code) > MAX_CODE_BYTES) {
       throw new Rejection(`the program is larger than ${MAX_CODE_BYTES} bytes`);
@@ -495,13 +523,14 @@ export class SandboxEngine {
       fsize: limits.fileSizeMb * 1024 * 1024,
       nofile: limits.openFiles,
       core: 0,
-      // RLIMIT_NPROC counts every process of the real uid: only in the sandbox's own user namespace is that the
-      // run alone (and for a root server the kernel ignores it: the pids cgroup holds there).
-      ...(this.isolation === 'bwrap' ? { nproc: limits.processes } : {}),
+      // RLIMIT_NPROC counts every process of the real uid in its user namespace: in a sandbox that is the run alone,
+      // pid 1 included (hence + 1), and never root, whom the kernel would exempt.
+      ...(this.isolation === 'bwrap' ? { nproc: limits.processes + 1 } : {}),
     };
   }
 
-  /** Runs one command the way this server isolates: in its cgroup and, in the bwrap mode, in a fresh sandbox. */
+  /** Runs one command the way this server isolates: forked by its worker's zygote (which lives in the worker's
+   *  cgroup, user namespace and network namespace) and, in the bwrap mode, in a fresh sandbox. */
   private async spawn(
     runId: string,
     spec: ExecSpec,
@@ -509,6 +538,11 @@ export class SandboxEngine {
     box: { workerId: string; runtime: Runtime; files: { host: string; name: string }[]; workspace?: string; writableWorkDir?: string },
   ): Promise<ExecOutcome> {
     let cgroup: RunCgroup | undefined;
+    const sandboxed = this.isolation === 'bwrap' && this.layout !== undefined && this.bwrap !== null;
+    // Its own ids (and so its own user namespace) and, with them, an empty network namespace its runs share one at
+    // a time: owned by that user namespace, in which a run holds no capability, so no run can change it for the next.
+    const ownIds = sandboxed && this.ids !== null && this.identity !== null;
+    const zygoteArgs = ownIds ? ['-n', ...identityArgs(this.identity!, this.ids!.idsFor(box.workerId))] : [];
     try {
       if (this.cgroups) {
         // The worker's group: its zygote lives there, so the run is born in it (no per-run move, see cgroup.ts).
@@ -516,25 +550,27 @@ export class SandboxEngine {
         const worker = this.cgroups.worker(box.workerId);
         cgroup = worker.begin(
           { memoryBytes: limits.memoryMb * 1024 * 1024, processes: limits.processes },
-          this.isolation === 'bwrap' ? 4 : 2,
+          sandboxed ? 4 : 2,
         );
-        spec.slot = { id: box.workerId, join: worker.procsFiles, network: this.zygoteNetwork };
+        zygoteArgs.push(...worker.procsFiles);
       }
-      if (this.isolation === 'bwrap' && this.layout && this.bwrap) {
+      spec.slot = { id: box.workerId, args: zygoteArgs };
+      if (sandboxed) {
         const roots = new Set<string>();
         for (const b of [box.runtime.binary, box.runtime.preparation.kind === 'compile' ? box.runtime.preparation.compiler : null]) {
-          const root = runtimeRoot(b, this.layout);
+          const root = runtimeRoot(b, this.layout!);
           if (root) roots.add(root);
         }
         spec.sandbox = bwrapArgs({
-          bwrap: this.bwrap,
-          layout: this.layout,
+          bwrap: this.bwrap!,
+          layout: this.layout!,
+          userns: ownIds ? 'worker' : 'per-run',
           runtimeRoots: [...roots],
           files: box.files,
           writableWorkDir: box.writableWorkDir,
           workspace: box.workspace,
           diskBytes: limits.diskMb * 1024 * 1024,
-          inheritNetwork: spec.slot?.network === true,
+          inheritNetwork: ownIds,
           env: spec.env,
         });
       }
@@ -548,6 +584,23 @@ export class SandboxEngine {
       if (cgroup) {
         const swept = await cgroup.destroy(this.executor.zygotePids);
         if (swept.error) this.log.warn(`run ${runId}: cgroup not removed: ${swept.error}`);
+      }
+    }
+  }
+
+  /** With ids of their own, sandboxed programs read a runtime as any other user would: say so at start when one
+   *  cannot be (a prefix installed with umask 077), rather than fail every run with a permission error. */
+  private checkRuntimesReadable(): void {
+    if (this.identity?.mode !== 'dedicated') return;
+    for (const r of this.runtimes.values()) {
+      if (!r.available || !r.binary) continue;
+      try {
+        const mode = statSync(r.binary).mode;
+        if ((mode & 0o001) === 0) {
+          this.log.warn(`${r.id}: ${r.binary} is not executable by other users (mode ${(mode & 0o777).toString(8)}), so sandboxed runs cannot start it: chmod o+rx it and its directories`);
+        }
+      } catch {
+        // resolveRuntimes said it is there; a race with an uninstall is not ours to report
       }
     }
   }
@@ -585,14 +638,14 @@ export class SandboxEngine {
   ): Promise<{ file: string } | { status: RunStatus; outcome?: ExecOutcome; message: string }> {
     const prep = runtime.preparation;
     if (prep.kind === 'none') {
-      await writeFile(file, code, { mode: 0o644, flag: 'wx' });
+      await writePublicFile(file, code, 0o644);
       return { file };
     }
     if (prep.kind === 'transpile-ts') {
       const esbuild = await import('esbuild');
       try {
         const out = await esbuild.transform(code, { loader: 'ts', format: 'cjs', target: 'node20', sourcefile: 'main.ts' });
-        await writeFile(file, out.code, { mode: 0o644, flag: 'wx' });
+        await writePublicFile(file, out.code, 0o644);
         return { file };
       } catch (e) {
         const errors = (e as { errors?: { text: string; location?: { line: number; column: number } | null }[] }).errors;
@@ -635,7 +688,10 @@ export class SandboxEngine {
   ): Promise<{ file: string } | { status: RunStatus; outcome?: ExecOutcome; message: string }> {
     const ext = path.extname(runtime.fileName);
     const source = path.join(workDir, `main${ext}`);
-    await writeFile(source, code, { mode: 0o644, flag: 'wx' });
+    await writePublicFile(source, code, 0o644);
+    // The compiler writes its output into this dir as the sandbox user: with ids of their own, another uid than
+    // ours. Open to all, inside the server's private (0700) work root, which no other host user can enter.
+    if (this.isolation === 'bwrap' && this.ids) await chmod(workDir, 0o777);
     const out = path.join(workDir, 'main');
     // Relative names (the compiler runs in the work dir) keep server paths out of the compiler's messages.
     const flags = prep.flags.map((f) => (f === '$out' ? 'main' : f === '$file' ? path.basename(source) : f));
@@ -798,9 +854,10 @@ function cpuLimitHit(o: ExecOutcome, limits: Limits): boolean {
 
 /**
  * A run's workspace must be an absolute path of an existing directory. In the `process` isolation mode that is all
- * (the run can read it like any file of the server's user); the bubblewrap mode will bind it read-only.
+ * (the run can read it like any file of the server's user); the bubblewrap mode binds it read-only, and where the
+ * sandbox user is a uid of its own (`othersRead`), it must be open to other users: a run could not even list it.
  */
-async function checkWorkspace(dir: string): Promise<void> {
+async function checkWorkspace(dir: string, othersRead: boolean): Promise<void> {
   if (!path.isAbsolute(dir)) throw new Rejection(`workspace must be an absolute path, got "${dir}"`);
   let st;
   try {
@@ -809,6 +866,12 @@ async function checkWorkspace(dir: string): Promise<void> {
     throw new Rejection(`workspace ${dir} does not exist`);
   }
   if (!st.isDirectory()) throw new Rejection(`workspace ${dir} is not a directory`);
+  if (othersRead && (st.mode & 0o005) !== 0o005) {
+    throw new Rejection(
+      `workspace ${dir} cannot be read in the sandbox: its mode is ${(st.mode & 0o777).toString(8).padStart(4, '0')}, and sandboxed ` +
+        `programs run as a user of their own, who reads what any user of this machine may; make it readable (chmod -R o+rX ${dir})`,
+    );
+  }
 }
 
 /** Reads a program from a path, refusing anything that is not a regular file of a sane size. */
@@ -851,10 +914,10 @@ export function sandboxEnv(workDir: string, runtime: Runtime, tmpDir = workDir):
   };
 }
 
-/** Whether the launcher can make a network namespace here (it needs CAP_SYS_ADMIN: a root server). */
-async function probeNetwork(launcher: string): Promise<boolean> {
-  const r = await execa(launcher, ['--probe-network'], { reject: false, timeout: 5000, stdin: 'ignore', extendEnv: false, env: {} });
-  return r.exitCode === 0;
+/** Writes a new file with exactly `mode`, whatever the server's umask: the sandbox user (another uid) reads it. */
+async function writePublicFile(file: string, data: string | Buffer, mode: number): Promise<void> {
+  await writeFile(file, data, { mode, flag: 'wx' });
+  await chmod(file, mode);
 }
 
 /** Copies a file the compiler wrote, refusing anything but a regular file (a symlink planted in the work dir must
@@ -864,7 +927,7 @@ async function copyRegularFile(from: string, to: string): Promise<void> {
   try {
     const st = await src.stat();
     if (!st.isFile()) throw new Error('not a regular file');
-    await writeFile(to, await src.readFile(), { mode: 0o755, flag: 'wx' });
+    await writePublicFile(to, await src.readFile(), 0o755);
   } finally {
     await src.close();
   }

@@ -2,19 +2,23 @@
  * Runs one command as a timeout-controlled child process tree and reports how it ended, with the kernel's own
  * accounting of CPU time and peak memory.
  *
- * The command is started through `sbx-launch` (server/launcher.c), forked by its zygote (server/spawner.ts), which
- * puts it in a process group of its own, applies rlimits, waits for it and writes its pid, exit status and rusage
- * on fd 3; it is a subreaper and kills every process of the run before it reports. While the run
- * lives, a shared UsageSampler samples its process tree with pidusage every 50 ms (memory watchdog, CPU of runs
- * that are killed); when it ends, the launcher's rusage is what we report, so a run that ends between two samples
- * still reports what the kernel accounted for it.
+ * The command is started through `sbx-launch` (server/launcher/), forked by its zygote (server/spawner.ts), which
+ * puts it in a process group of its own, applies rlimits, waits for it and reports its exit status and rusage on
+ * fd 3; it is a subreaper and kills every process of the run before it reports. While the run lives, a shared
+ * UsageSampler samples its process tree with pidusage every 50 ms (memory watchdog, CPU of runs that are killed);
+ * when it ends, the launcher's rusage is what we report, so a run that ends between two samples still reports what
+ * the kernel accounted for it.
+ *
+ * Nothing a run says is trusted further than it can be checked: the report is read up to REPORT_MAX bytes and
+ * parsed strictly (a report that does not parse is an internal error, never a verdict); what pid 1 of a sandbox
+ * reports reaches us only framed by the outer launcher, which runs outside the sandbox; and no pid from a report
+ * is ever signalled: a run is stopped through its zygote (its launcher, provably the run's) and its cgroup.
  */
 import { StringDecoder } from 'node:string_decoder';
 import type { Socket } from 'node:net';
 import type { RunCgroup } from './cgroup';
-import { BOX_LAUNCHER } from './isolation';
-import { killGroup, killTree, UsageSampler } from './processTree';
-import { Spawner, type StreamName } from './spawner';
+import { UsageSampler } from './processTree';
+import { Spawner, type Slot, type Spawned, type StreamName } from './spawner';
 
 export type ExecEnd = 'exited' | 'timeout' | 'output_limit' | 'memory_limit' | 'cancelled' | 'spawn_error';
 
@@ -34,15 +38,14 @@ export interface ExecSpec {
   /** Cap per stream, in bytes. */
   outputBytes: number;
   rlimits?: Rlimits;
-  /** The bwrap mode: bubblewrap's argv up to its `--` (server/isolation.ts). The program then runs under the
-   *  launcher's `--init` mode, pid 1 of the sandbox, which applies the rlimits and reports the program's own end. */
+  /** The bwrap mode: bubblewrap's argv through pid 1's own options (server/isolation.ts bwrapArgs). pid 1,
+   *  `sbx-launch --init`, applies the rlimits and reports the program's own end. */
   sandbox?: string[];
   /** The run's cgroup: the program joins it before it execs (unless it is born in it: `slot`); its counters give
    *  peak memory, CPU and OOM kills. The caller creates it and destroys it after the run. */
   cgroup?: RunCgroup;
-  /** The pool worker's zygote to fork the run from, the cgroups that zygote lives in, and whether it has a network
-   *  namespace of its own (its sandboxes then share it instead of making one each). */
-  slot?: { id: string; join: string[]; network?: boolean };
+  /** The pool worker's zygote to fork the run from (its cgroups, user and network namespaces). */
+  slot?: Slot;
   signal?: AbortSignal;
   onOutput?: (stream: 'stdout' | 'stderr', chunk: string) => void;
 }
@@ -87,40 +90,124 @@ export function signalName(n: number): string {
 /** What a launcher wrote on fd 3 about its program. */
 export interface ProgramReport {
   execError?: string;
+  /** pid 1 of a sandbox could not set it up (the user switch, the seccomp filter): the program never ran. */
+  setupError?: string;
   exitCode?: number;
   signal?: number;
   cpuMs?: number;
   maxRssBytes?: number;
 }
 
-/** The outer launcher's report (about bwrap, in the bwrap mode) and, inside a sandbox, the inner one's
- *  (`inner-…` lines: about the program itself). */
+/** The outer launcher's report (about bwrap, in the bwrap mode) and, inside a sandbox, what pid 1 said (about the
+ *  program itself); `invalid` when either does not parse. */
 export interface LaunchReport extends ProgramReport {
-  pid?: number;
   inner?: ProgramReport;
+  invalid?: string;
 }
 
-export function parseLaunchReport(text: string, into: LaunchReport = {}): LaunchReport {
-  for (const line of text.split('\n')) {
-    const [first, ...rest] = line.split(' ');
-    let word = first;
-    let target: ProgramReport = into;
-    if (word?.startsWith('inner-')) {
-      word = word.slice('inner-'.length);
-      target = into.inner ??= {};
-    } else if (word === 'pid') {
-      into.pid = Number(rest[0]);
-      continue;
-    }
-    if (word === 'exec-error') target.execError = rest.slice(1).join(' ');
-    else if (word === 'exit') target.exitCode = Number(rest[0]);
-    else if (word === 'signal') target.signal = Number(rest[0]);
-    else if (word === 'rusage') {
-      target.cpuMs = (Number(rest[0]) + Number(rest[1])) / 1000;
-      target.maxRssBytes = Number(rest[2]) * 1024;
-    }
+/** Most bytes of a report read from a launcher; the launcher relays at most 4096 of pid 1's (INNER_REPORT_MAX). */
+export const REPORT_MAX = 16 * 1024;
+const INNER_MAX = 4096;
+const LINE_MAX = 512;
+const PROGRAM_LINES_MAX = 8;
+const OVERFLOW = Buffer.from('inner-overflow\n');
+
+class InvalidReport extends Error {}
+
+const int = (s: string | undefined, max: number): number => {
+  if (s === undefined || !/^\d{1,16}$/.test(s) || Number(s) > max) throw new InvalidReport(`not a number up to ${max}: ${JSON.stringify(s ?? '')}`);
+  return Number(s);
+};
+
+/** Applies one line about a program to `into`; each fact may be said once. */
+function programLine(line: string, into: ProgramReport): void {
+  if (line.length > LINE_MAX) throw new InvalidReport(`a line of ${line.length} bytes`);
+  const [word, ...rest] = line.split(' ');
+  const once = (key: keyof ProgramReport): void => {
+    if (into[key] !== undefined) throw new InvalidReport(`"${word}" said twice`);
+  };
+  switch (word) {
+    case 'exit':
+      once('exitCode');
+      if (rest.length !== 1) throw new InvalidReport('exit takes one number');
+      into.exitCode = int(rest[0], 255);
+      return;
+    case 'signal':
+      once('signal');
+      if (rest.length !== 1) throw new InvalidReport('signal takes one number');
+      into.signal = int(rest[0], 64);
+      return;
+    case 'rusage':
+      once('cpuMs');
+      if (rest.length !== 3) throw new InvalidReport('rusage takes three numbers');
+      into.cpuMs = (int(rest[0], Number.MAX_SAFE_INTEGER) + int(rest[1], Number.MAX_SAFE_INTEGER)) / 1000;
+      into.maxRssBytes = int(rest[2], Number.MAX_SAFE_INTEGER / 1024) * 1024;
+      return;
+    case 'exec-error':
+      once('execError');
+      int(rest[0], 4095);
+      into.execError = rest.slice(1).join(' ');
+      return;
+    case 'setup-error':
+      once('setupError');
+      into.setupError = rest.join(' ');
+      return;
+    default:
+      throw new InvalidReport(`unexpected line ${JSON.stringify(line.slice(0, 60))}`);
   }
-  return into;
+}
+
+/** pid 1's report, as relayed: a few lines about the program, nothing else. */
+function parseProgramReport(text: string): ProgramReport {
+  const lines = text.split('\n');
+  if (lines.pop() !== '') throw new InvalidReport('it does not end with a newline');
+  if (lines.length > PROGRAM_LINES_MAX) throw new InvalidReport(`${lines.length} lines`);
+  const out: ProgramReport = {};
+  for (const line of lines) programLine(line, out);
+  if (out.exitCode !== undefined && out.signal !== undefined) throw new InvalidReport('both an exit code and a signal');
+  return out;
+}
+
+/**
+ * Parses what a launcher wrote on fd 3: lines about its program (bwrap, in the bwrap mode) and, with `sandboxed`,
+ * one frame `inner <n>\n` followed by exactly n bytes: what pid 1 of the sandbox said. Never throws: a report that
+ * does not parse comes back with `invalid` saying why.
+ */
+export function parseLaunchReport(bytes: Buffer, sandboxed: boolean): LaunchReport {
+  const report: LaunchReport = {};
+  try {
+    if (bytes.length > REPORT_MAX) throw new InvalidReport(`more than ${REPORT_MAX} bytes`);
+    let at = 0;
+    while (at < bytes.length) {
+      const nl = bytes.indexOf(0x0a, at);
+      if (nl < 0) throw new InvalidReport('a line without its end');
+      const line = bytes.subarray(at, nl).toString('latin1');
+      at = nl + 1;
+      const frame = /^inner (\d{1,5})$/.exec(line);
+      if (frame && sandboxed) {
+        if (report.inner) throw new InvalidReport('two reports of pid 1');
+        const n = Number(frame[1]);
+        if (n > INNER_MAX || at + n > bytes.length) throw new InvalidReport(`a frame of ${n} bytes`);
+        const said = bytes.subarray(at, at + n);
+        at += n;
+        // The launcher marks a report it had to cut: that, not the cut itself, is what went wrong.
+        if (bytes.subarray(at, at + OVERFLOW.length).equals(OVERFLOW)) throw new InvalidReport(`pid 1 of the sandbox said more than ${INNER_MAX} bytes`);
+        try {
+          report.inner = parseProgramReport(said.toString('utf8'));
+        } catch (e) {
+          throw new InvalidReport(`pid 1 of the sandbox: ${(e as Error).message}`);
+        }
+      } else if (line === 'inner-overflow' && sandboxed) {
+        throw new InvalidReport(`pid 1 of the sandbox said more than ${INNER_MAX} bytes`);
+      } else {
+        programLine(line, report);
+      }
+    }
+  } catch (e) {
+    if (!(e instanceof InvalidReport)) throw e;
+    report.invalid = e.message;
+  }
+  return report;
 }
 
 /** Keeps at most `cap` bytes of a stream; reports whether more came. */
@@ -191,7 +278,8 @@ export class Executor {
     return this.spawner.zygotePids;
   }
 
-  /** Kills every run in flight and the zygote, synchronously (safe in a process 'exit' handler). */
+  /** Stops every run in flight, synchronously (safe in a process 'exit' handler): asks each run's zygote to stop its
+   *  launcher; dispose() then kills the zygotes, whose launchers take their runs with them. */
   killAll(): void {
     for (const kill of this.live.values()) kill();
   }
@@ -208,50 +296,29 @@ export class Executor {
     }
     const launcherArgs: string[] = [];
     for (const procs of spec.cgroup?.procsFiles ?? []) launcherArgs.push('-c', procs);
-    if (spec.sandbox) {
-      launcherArgs.push('-k', '--', ...spec.sandbox, BOX_LAUNCHER, '--init', ...rlimitArgs, '--', spec.command, ...spec.args);
-    } else {
-      launcherArgs.push(...rlimitArgs, '--', spec.command, ...spec.args);
-    }
+    if (spec.sandbox) launcherArgs.push('-b', '--', ...spec.sandbox, ...rlimitArgs, '--', spec.command, ...spec.args);
+    else launcherArgs.push(...rlimitArgs, '--', spec.command, ...spec.args);
 
     const out = new CappedBuffer(spec.outputBytes);
     const err = new CappedBuffer(spec.outputBytes);
-    const report: LaunchReport = {};
-    let reportText = '';
+    const reportChunks: Buffer[] = [];
+    let reportBytes = 0;
     let end: ExecEnd | undefined;
     let peakSampled = 0;
     let cpuSampled = 0;
-    let stopSampling: (() => void) | undefined;
     let graceTimer: NodeJS.Timeout | undefined;
-    /** Known once the zygote has forked the launcher; the kill path may run before that. */
-    const launcher = { pid: 0 };
+    let spawned: Spawned | undefined;
     const sockets: Socket[] = [];
 
+    // Stops the run through its zygote: the launcher kills its run and reports; if it doesn't within the grace, its
+    // process group goes. Before the launcher exists, `end` alone says so and the spawn path stops it at once.
     const kill = (reason: ExecEnd): void => {
       if (end === undefined) end = reason;
-      if (report.pid) killTree(report.pid);
-      if (launcher.pid && !graceTimer) {
-        // The launcher reports and exits once its program is dead; if it doesn't, it goes too.
-        const pid = launcher.pid;
-        graceTimer = setTimeout(() => killGroup(pid), report.pid ? this.killGraceMs : 0);
-        graceTimer.unref();
-      }
-    };
-
-    const onReport = (chunk: Buffer): void => {
-      reportText += chunk.toString('utf8');
-      const nl = reportText.lastIndexOf('\n');
-      if (nl < 0) return;
-      parseLaunchReport(reportText.slice(0, nl), report);
-      reportText = reportText.slice(nl + 1);
-      if (report.pid && !stopSampling) {
-        stopSampling = this.sampler.track(report.pid, (sample) => {
-          peakSampled = Math.max(peakSampled, sample.rssBytes);
-          cpuSampled = Math.max(cpuSampled, sample.cpuMs);
-          if (sample.rssBytes > spec.memoryBytes) kill('memory_limit');
-        });
-        if (end !== undefined) killTree(report.pid); // a kill was asked before the pid was known
-      }
+      if (!spawned || graceTimer) return;
+      spawned.stop(false);
+      const s = spawned;
+      graceTimer = setTimeout(() => s.stop(true), this.killGraceMs);
+      graceTimer.unref();
     };
 
     // Each stream is done at its end (or when the drain after exit gives up on it).
@@ -276,7 +343,13 @@ export class Executor {
       });
       socket.once('close', () => doneOf[name]());
       if (name === 'rep') {
-        socket.on('data', onReport);
+        // Kept up to one byte past the most a valid report holds: enough to know it was too long.
+        socket.on('data', (chunk: Buffer) => {
+          if (reportBytes > REPORT_MAX) return;
+          const kept = chunk.subarray(0, REPORT_MAX + 1 - reportBytes);
+          reportChunks.push(kept);
+          reportBytes += kept.length;
+        });
       } else {
         const buf = name === 'out' ? out : err;
         const stream = name === 'out' ? 'stdout' : 'stderr';
@@ -290,7 +363,6 @@ export class Executor {
     };
 
     const started = performance.now();
-    let spawned;
     try {
       spawned = await this.spawner.spawn({
         slot: spec.slot,
@@ -302,10 +374,21 @@ export class Executor {
       });
     } catch (e) {
       for (const s of sockets) s.destroy();
-      return this.spawnError(spec, (e as Error).message, started);
+      return this.spawnError(`could not start ${spec.command}: ${(e as Error).message}`, started);
     }
-    launcher.pid = spawned.pid;
-    this.live.set(launcher.pid, () => kill('cancelled'));
+    const launcherPid = spawned.pid;
+    this.live.set(launcherPid, () => kill('cancelled'));
+    if (end !== undefined) {
+      const reason = end;
+      end = undefined;
+      kill(reason); // a kill was asked before the launcher existed
+    }
+    // The sampler reads the launcher's tree from /proc: its program, bwrap, every process of the sandbox.
+    const stopSampling = this.sampler.track(launcherPid, (sample) => {
+      peakSampled = Math.max(peakSampled, sample.rssBytes);
+      cpuSampled = Math.max(cpuSampled, sample.cpuMs);
+      if (sample.rssBytes > spec.memoryBytes) kill('memory_limit');
+    });
 
     const timer = setTimeout(() => kill('timeout'), spec.timeoutMs);
     const onAbort = (): void => kill('cancelled');
@@ -316,32 +399,38 @@ export class Executor {
     const durationMs = performance.now() - started;
     clearTimeout(timer);
     spec.signal?.removeEventListener('abort', onAbort);
-    // The launcher killed every process of the run before it ended. If the launcher itself was killed (a kill
-    // path, or a program that shot it), sweep the group and the tree from here. Then let the streams drain.
-    if (report.pid && (end !== undefined || exit.code === null)) killTree(report.pid);
-    else if (report.pid) killGroup(report.pid);
+    stopSampling();
+    // The launcher killed every process of the run before it ended (and the run's cgroup is swept after us). Let
+    // the streams drain.
     let drainTimer: NodeJS.Timeout | undefined;
     await Promise.race([streamsDone, new Promise<void>((resolve) => (drainTimer = setTimeout(resolve, STREAM_DRAIN_MS)))]);
     clearTimeout(drainTimer);
     for (const s of sockets) s.destroy();
     spawned.release();
-    if (reportText) parseLaunchReport(reportText, report);
-    stopSampling?.();
     if (graceTimer) clearTimeout(graceTimer);
-    this.live.delete(launcher.pid);
+    this.live.delete(launcherPid);
 
-    if (report.execError !== undefined && end === undefined) {
-      return this.spawnError(spec, `could not start ${report.execError}`, started);
+    const report = parseLaunchReport(Buffer.concat(reportChunks), spec.sandbox !== undefined);
+    // A report cut short by our own kill is expected; one that does not parse otherwise is the sandbox's fault.
+    if (report.invalid && end === undefined) {
+      return this.spawnError(`the sandbox's report could not be trusted (${report.invalid})`, started);
     }
-    // In a sandbox, the program's own story is the inner launcher's; bwrap's exit code can't tell a signal apart.
+    if (report.execError !== undefined && end === undefined) {
+      return this.spawnError(`could not start ${report.execError}`, started);
+    }
+    // In a sandbox, the program's own story is pid 1's; bwrap's exit code can't tell a signal apart.
     const program: ProgramReport = spec.sandbox ? (report.inner ?? {}) : report;
+    if (spec.sandbox && program.setupError !== undefined && end === undefined) {
+      return this.spawnError(`the sandbox could not be set up: ${program.setupError}`, started);
+    }
     if (spec.sandbox && program.execError !== undefined && end === undefined) {
-      return this.spawnError(spec, `could not start ${program.execError}`, started);
+      return this.spawnError(`could not start ${program.execError}`, started);
     }
     if (spec.sandbox && end === undefined && program.exitCode === undefined && program.signal === undefined) {
       // bwrap itself failed (a bind source missing, namespaces refused): it said why on stderr.
       const said = err.text().trim().split('\n').filter((l) => l.startsWith('bwrap:')).join('; ');
-      return this.spawnError(spec, `the sandbox did not start: ${said || `bwrap ended with ${report.exitCode ?? report.signal}`}`, started);
+      const how = report.exitCode ?? (report.signal !== undefined ? signalName(report.signal) : exit.code ?? exit.signal);
+      return this.spawnError(`the sandbox did not start: ${said || `bwrap ended with ${how}`}`, started);
     }
 
     let exitCode: number | null = null;
@@ -371,7 +460,7 @@ export class Executor {
     };
   }
 
-  private spawnError(spec: ExecSpec, message: string, started: number): ExecOutcome {
+  private spawnError(message: string, started: number): ExecOutcome {
     return {
       end: 'spawn_error',
       exitCode: null,
@@ -384,7 +473,7 @@ export class Executor {
       cpuMs: 0,
       peakMemoryBytes: 0,
       oomKilled: false,
-      error: message.startsWith('could not start') ? message : `could not start ${spec.command}: ${message}`,
+      error: message,
     };
   }
 }

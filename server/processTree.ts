@@ -1,7 +1,8 @@
 /**
  * The processes of a run, found in /proc: everything in the run's process group plus every descendant of its root
  * (a program can leave its group with setpgid/setsid, but not its parentage until its parent dies).
- * Used to sample CPU and memory with pidusage while a run lives, and to kill the whole tree when it must end.
+ * Used to sample CPU and memory with pidusage while a run lives. (Killing a run never goes by what /proc says: see
+ * executor.ts.)
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import pidusage from 'pidusage';
@@ -63,27 +64,6 @@ export function membersOf(root: number, table: ProcEntry[]): number[] {
     }
   }
   return [...members];
-}
-
-/** Sends SIGKILL to process group `root`. Never throws. */
-export function killGroup(root: number): void {
-  try {
-    process.kill(-root, 'SIGKILL');
-  } catch {
-    // group already empty
-  }
-}
-
-/** Sends SIGKILL to process group `root` and to every process of the run found in /proc. Never throws. */
-export function killTree(root: number): void {
-  killGroup(root);
-  for (const pid of membersOf(root, scanProcessesSync())) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
 }
 
 const PIDUSAGE_MAXAGE_MS = 500;

@@ -260,6 +260,12 @@ export interface SandboxInfo {
   bwrap: string | null;
   /** Which cgroup version holds the memory and pids limits, or null when none is writable (rlimits only). */
   cgroup: 'v1' | 'v2' | null;
+  /** Who sandboxed programs are on the host, in the bwrap mode (null in the process mode): `dedicated`, ids of their
+   *  own per pool worker that own nothing here; `server`, the server's own uid (an ordinary user without
+   *  subordinate ids: `description` says how to fix it). Never root. */
+  hostUser: { mode: 'dedicated' | 'server'; description: string } | null;
+  /** The seccomp filter's rules, one line each (`deny ptrace: …`); empty without one (the process mode). */
+  seccomp: string[];
   /** Which defence holds each limit, e.g. `{ memory: 'memory cgroup', processes: 'pids cgroup' }`. */
   enforcement: Record<'memory' | 'processes' | 'cpu' | 'wall' | 'disk', string>;
   /** The ceilings a request's limits may be raised to. */

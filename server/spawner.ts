@@ -1,10 +1,12 @@
 /**
- * Starts runs through the launcher's zygote (see `zygote()` in server/launcher.c): a tiny process, started once
+ * Starts runs through the launcher's zygote (server/launcher/zygote.c): a tiny process, started once per pool worker
  * with execa, that forks each run's launcher. fork() from the server itself costs 2-3 ms of the main thread per
  * run (the kernel copies the page tables of an ~80 MB Node process); from the zygote it costs next to nothing.
  *
  * A run's stdin/stdout/stderr/report are Unix sockets the launcher opens to us, each introduced by a header line
- * `<id> <name>`; the zygote tells us each launcher's pid when it forks it and its wait status when it ends.
+ * `<id> <name>`; the zygote tells us each launcher's pid when it forks it and its wait status when it ends. The
+ * server never signals a pid itself: it asks the zygote to signal a run's launcher, which the zygote does only while
+ * that launcher is its unreaped child (so never a recycled pid), and the launcher takes its run down.
  */
 import { execa, type ResultPromise } from 'execa';
 import { randomBytes } from 'node:crypto';
@@ -12,14 +14,18 @@ import { once } from 'node:events';
 import { rmSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import readline from 'node:readline';
 
 export type StreamName = 'in' | 'out' | 'err' | 'rep';
 
+/** Which zygote forks a run: one per pool worker. `args` are the zygote's options (see zygote.c): the cgroups it
+ *  joins, its user namespace (`-i`), its network namespace (`-n`); fixed for the zygote's life. */
+export interface Slot {
+  id: string;
+  args: string[];
+}
+
 export interface SpawnRequest {
-  /** Which zygote forks it: one per pool worker, living in that worker's cgroups (`join`, joined once at start)
-   *  and, with `network`, in an empty network namespace of its own. */
-  slot?: { id: string; join: string[]; network?: boolean };
+  slot?: Slot;
   cwd: string;
   env: Record<string, string>;
   /** Arguments for the launcher: rlimits, `--`, the program and its arguments. */
@@ -34,6 +40,9 @@ export interface Spawned {
   pid: number;
   /** Resolves when the launcher has ended, with its wait status (null when the zygote itself went away). */
   exited: Promise<{ code: number | null; signal: number | null }>;
+  /** Asks the zygote to signal the launcher: SIGTERM (it kills its run, then reports), or with `force` SIGKILL to
+   *  its process group. A no-op once the launcher has ended. */
+  stop: (force: boolean) => void;
   /** The run is over (its streams drained): it no longer keeps the process alive. Idempotent. */
   release: () => void;
 }
@@ -52,11 +61,17 @@ interface Live {
 }
 
 const HEADER_MAX = 200;
+/** Longest line the zygote writes ("spawned <32 hex> <pid>"); anything longer is not the zygote's. */
+const ZYGOTE_LINE_MAX = 256;
+/** What is kept of a zygote's stderr, to say why it stopped. */
+const ZYGOTE_STDERR_MAX = 1024;
 
 /** One zygote process and how many runs it has under way (its stdout keeps the event loop alive only then). */
 interface Zygote {
   proc: ResultPromise;
   holds: number;
+  /** The end of what it said on stderr (why it could not start, typically). */
+  stderr: string;
 }
 
 export class Spawner {
@@ -82,7 +97,7 @@ export class Spawner {
   }
 
   async spawn(request: SpawnRequest): Promise<Spawned> {
-    const z = await this.start(request.slot?.id ?? '', [...(request.slot?.network ? ['-n'] : []), ...(request.slot?.join ?? [])]);
+    const z = await this.start(request.slot?.id ?? '', request.slot?.args ?? []);
     const zygote = z.proc;
     if (!zygote.stdin || this.disposed) throw new Error('the run launcher is not running');
     const id = randomBytes(16).toString('hex');
@@ -93,6 +108,7 @@ export class Spawner {
     const pid = await new Promise<number>((spawned, failed) => {
       this.pending.set(id, { zygote: z, spawned, failed, exited });
       const fields = [
+        'run',
         id,
         request.cwd,
         request.withStdin ? '1' : '0',
@@ -121,7 +137,10 @@ export class Spawner {
       this.requests.delete(id);
       this.letGo(z);
     };
-    return { pid, exited: done, release };
+    const stop = (force: boolean): void => {
+      if (z.proc.exitCode === null && !z.proc.killed) z.proc.stdin?.write(`kill\0${id}\0${force ? 9 : 15}\0`);
+    };
+    return { pid, exited: done, stop, release };
   }
 
   /** The pids of the zygotes while they run (for the cgroup sweep, tests and diagnostics). */
@@ -143,18 +162,18 @@ export class Spawner {
     rmSync(this.sockPath, { force: true });
   }
 
-  private start(slot: string, join: string[]): Promise<Zygote> {
+  private start(slot: string, args: string[]): Promise<Zygote> {
     const z = this.zygotes.get(slot);
     if (z && z.proc.exitCode === null && !z.proc.killed) return Promise.resolve(z);
     let starting = this.starting.get(slot);
     if (!starting) {
-      starting = this.launch(slot, join).finally(() => this.starting.delete(slot));
+      starting = this.launch(slot, args).finally(() => this.starting.delete(slot));
       this.starting.set(slot, starting);
     }
     return starting;
   }
 
-  private async launch(slot: string, join: string[]): Promise<Zygote> {
+  private async launch(slot: string, args: string[]): Promise<Zygote> {
     if (!this.server) {
       rmSync(this.sockPath, { force: true });
       const server = net.createServer({ allowHalfOpen: true }, (socket) => this.accept(socket));
@@ -163,10 +182,10 @@ export class Spawner {
       server.unref();
       this.server = server;
     }
-    const zygote = execa(this.launcher, ['--zygote', this.sockPath, ...join], {
+    const zygote = execa(this.launcher, ['--zygote', this.sockPath, ...args], {
       stdin: 'pipe',
       stdout: 'pipe',
-      stderr: 'ignore',
+      stderr: 'pipe',
       buffer: false,
       reject: false,
       cleanup: true,
@@ -174,19 +193,37 @@ export class Spawner {
       env: {},
     });
     zygote.catch(() => undefined);
-    const z: Zygote = { proc: zygote, holds: 0 };
+    const z: Zygote = { proc: zygote, holds: 0, stderr: '' };
     this.zygotes.set(slot, z);
     zygote.stdin?.on('error', () => undefined);
-    const lines = readline.createInterface({ input: zygote.stdout! });
-    lines.on('line', (line) => this.onZygoteLine(line));
+    zygote.stderr?.on('data', (d: Buffer) => (z.stderr = (z.stderr + d.toString('utf8')).slice(-ZYGOTE_STDERR_MAX)));
+    let partial = '';
+    zygote.stdout?.on('data', (d: Buffer) => {
+      const lines = (partial + d.toString('latin1')).split('\n');
+      partial = lines.pop() ?? '';
+      if (partial.length > ZYGOTE_LINE_MAX) partial = ''; // not a line of the zygote's: drop it
+      for (const line of lines) if (line.length <= ZYGOTE_LINE_MAX) this.onZygoteLine(line);
+    });
     zygote.once('exit', () => {
-      // Its runs waiting to start fail; its runs in flight end (their launchers got SIGTERM and swept them).
-      for (const [id, p] of this.pending) {
-        if (p.zygote !== z) continue;
-        this.pending.delete(id);
-        this.requests.delete(id);
-        p.failed(new Error('the run launcher stopped'));
-      }
+      // Its runs waiting to start fail, saying why it stopped (its stderr may still be on its way: wait for its
+      // end, briefly); its runs in flight end (their launchers got SIGTERM and swept them).
+      const failPending = (): void => {
+        const said = z.stderr.trim().split('\n').at(-1)?.replace(/^sbx-launch: /, '');
+        for (const [id, p] of this.pending) {
+          if (p.zygote !== z) continue;
+          this.pending.delete(id);
+          this.requests.delete(id);
+          p.failed(new Error(`the run launcher stopped${said ? `: ${said}` : ''}`));
+        }
+      };
+      const err = zygote.stderr;
+      if (err && !err.readableEnded) {
+        const timer = setTimeout(failPending, 200);
+        err.once('end', () => {
+          clearTimeout(timer);
+          failPending();
+        });
+      } else failPending();
       for (const [pid, l] of this.live) {
         if (l.zygote !== z) continue;
         this.live.delete(pid);
@@ -197,6 +234,7 @@ export class Spawner {
     zygote.unref();
     (zygote.stdout as net.Socket | undefined)?.unref?.();
     (zygote.stdin as net.Socket | undefined)?.unref?.();
+    (zygote.stderr as net.Socket | undefined)?.unref?.();
     return z;
   }
 

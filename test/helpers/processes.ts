@@ -77,3 +77,80 @@ export function zygotesOf(serverPid: number): number[] {
 export function runProcessesOf(serverPid: number): number[] {
   return processesOfRun(serverPid, zygotesOf(serverPid), '\0no marker\0');
 }
+
+/** A process as any user may see it on the host (/proc/PID/status and cmdline are world-readable, its namespace
+ *  links are not: so namespaces are told apart by NSpid, which lists the pid in each nested PID namespace). */
+export interface HostProcess {
+  pid: number;
+  ppid: number;
+  /** Real, effective, saved and filesystem uid, as the host sees them. */
+  uids: number[];
+  gids: number[];
+  groups: number[];
+  /** The pid in each PID namespace from the host's down: one entry for a host process, two in a sandbox. */
+  nspid: number[];
+  cmd: string;
+}
+
+function hostProcess(pid: number): HostProcess | undefined {
+  const status = readText(`/proc/${pid}/status`);
+  if (!status) return undefined;
+  const field = (name: string): number[] =>
+    (new RegExp(`^${name}:[ \\t]*(.*)$`, 'm').exec(status)?.[1] ?? '').trim().split(/\s+/).filter(Boolean).map(Number);
+  if (/^State:\s+Z/m.test(status)) return undefined;
+  return {
+    pid,
+    ppid: field('PPid')[0] ?? 0,
+    uids: field('Uid'),
+    gids: field('Gid'),
+    groups: field('Groups'),
+    nspid: field('NSpid'),
+    cmd: (readText(`/proc/${pid}/cmdline`) ?? '').replaceAll('\0', ' ').trim(),
+  };
+}
+
+function hostProcesses(): Map<number, HostProcess> {
+  const all = new Map<number, HostProcess>();
+  for (const pid of allPids()) {
+    const p = hostProcess(pid);
+    if (p) all.set(pid, p);
+  }
+  return all;
+}
+
+/** `roots` and all their descendants in `all`. */
+function withDescendants(all: Map<number, HostProcess>, roots: Iterable<number>): HostProcess[] {
+  const members = new Set(roots);
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const p of all.values()) {
+      if (!members.has(p.pid) && members.has(p.ppid)) {
+        members.add(p.pid);
+        grew = true;
+      }
+    }
+  }
+  return [...members].flatMap((pid) => (all.has(pid) ? [all.get(pid)!] : []));
+}
+
+/** Every live process of the sandbox that holds a process whose command line carries `marker`: its pid 1 and all
+ *  of pid 1's descendants, found by parentage (a sandbox's pid 1 is the first process, going up, whose parent lives
+ *  in the host's PID namespace). */
+export function sandboxProcesses(marker: string): HostProcess[] {
+  const all = hostProcesses();
+  const inits = new Set<number>();
+  for (const p of all.values()) {
+    if (!p.cmd.includes(marker) || p.nspid.length < 2) continue;
+    let q = p;
+    for (let parent = all.get(q.ppid); parent && parent.nspid.length >= 2; parent = all.get(q.ppid)) q = parent;
+    inits.add(q.pid);
+  }
+  return withDescendants(all, inits);
+}
+
+/** Every live process below the server that lives in a sandbox (a PID namespace below the host's): its runs and
+ *  compiles, whatever their command lines. */
+export function sandboxedBelow(serverPid: number): HostProcess[] {
+  const all = hostProcesses();
+  return withDescendants(all, [serverPid]).filter((p) => p.nspid.length >= 2);
+}

@@ -23,6 +23,8 @@ export interface Response {
   id: number | string | null;
   result?: unknown;
   error?: RpcError;
+  /** When it arrived (performance.now()). */
+  receivedAt?: number;
 }
 
 /** One LSP base-protocol frame around `body`. */
@@ -72,7 +74,7 @@ export class RawClient {
         if (msg.id !== undefined) this.send({ jsonrpc: '2.0', id: msg.id, result: null });
         continue;
       }
-      const r: Response = { id: msg.id ?? null, result: msg.result, error: msg.error };
+      const r: Response = { id: msg.id ?? null, result: msg.result, error: msg.error, receivedAt: performance.now() };
       this.responses.push(r);
       if (r.id !== null) {
         const resolve = this.waiting.get(r.id);

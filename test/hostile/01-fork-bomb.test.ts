@@ -1,50 +1,39 @@
 /**
- * Hostile case 1: fork and thread bombs. The pids cgroup (RLIMIT_NPROC does not hold for a root server) and the PID
- * namespace hold them: the run ends with a verdict within its wall limit, the host can still start processes while
- * the bomb presses against the limit, and nothing of the run is left.
+ * Hostile case 1: fork and thread bombs. The processes limit holds them twice over: RLIMIT_NPROC of the sandbox user
+ * (its own host uid, never root, whom the kernel would exempt) and, where one is writable, the pids cgroup; the PID
+ * namespace takes them all down. The run ends with a verdict within its wall limit, the host can still start
+ * processes while the bomb presses against the limit, and nothing of the run is left.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import type { ExecuteParams, RunStatus } from '../../server/protocol';
+import { sandboxProcesses } from '../helpers/processes';
 import { waitFor } from '../helpers/server';
-import { assertContained, hostileRun, hostileServer, workerCgroups, type HostileServer, type RunOutcome } from './harness';
+import { assertContained, hostileRun, hostileServer, marker, type HostileServer, type RunOutcome } from './harness';
 
 const PROCESSES = 32;
 const TIMEOUT_MS = 1500;
 const LIMITS = { timeoutMs: TIMEOUT_MS, processes: PROCESSES, memoryMb: 256 };
 
-/** How often forks were refused by the server's worker pids cgroups (`max` in pids.events), summed. The count
- *  only grows: a run hit its limit when the sum rose while it ran. */
-function pidsRefusals(serverPid: number): number {
-  let refused = 0;
-  for (const dir of workerCgroups(serverPid).filter((d) => d.split(path.sep).includes('pids'))) {
-    try {
-      refused += Number(/^max (\d+)$/m.exec(readFileSync(path.join(dir, 'pids.events'), 'utf8'))?.[1] ?? 0);
-    } catch {
-      // removed meanwhile
-    }
-  }
-  return refused;
-}
-
 /**
- * Runs a bomb that keeps pressing: while it runs, waits until its pids cgroup has refused a fork (the bomb really
- * hit the limit), then proves the host can still start a process. Resolves with the run's outcome.
+ * Runs a bomb that keeps pressing: while it runs, waits until its sandbox holds as many processes as the limit allows
+ * (seen from the host: pid 1 and the program's tree; the bomb really hit the limit), then proves the host can still
+ * start a process. Resolves with the run's outcome.
  */
 async function sustainedBomb(h: HostileServer, params: ExecuteParams): Promise<RunOutcome> {
-  const serverPid = h.server.proc.pid!;
-  const before = pidsRefusals(serverPid);
-  const running = hostileRun(h, params);
+  const m = marker();
+  const running = hostileRun(h, params, undefined, m);
   let ended = false;
+  let most = 0;
   void running.finally(() => (ended = true));
-  await waitFor(() => ended || pidsRefusals(serverPid) > before, 'the bomb to hit the pids limit', TIMEOUT_MS);
-  assert.ok(!ended, 'the run ended before its pids cgroup refused a fork: the bomb never hit the limit');
+  await waitFor(() => ended || (most = Math.max(most, sandboxProcesses(m).length)) >= PROCESSES, 'the bomb to hit the processes limit', TIMEOUT_MS);
+  assert.ok(!ended, `the run ended before it reached the processes limit (at most ${most} processes seen): the bomb never hit it`);
   const host = spawnSync('/bin/true', { timeout: 5000 });
   assert.equal(host.status, 0, `the host could not start a process during the bomb: ${host.error?.message ?? host.signal}`);
-  return running;
+  const run = await running;
+  assert.ok(most <= PROCESSES + 1, `${most} processes in the sandbox, limit ${PROCESSES} (+ pid 1)`);
+  return run;
 }
 
 void describe('hostile 01: fork / thread bomb', { timeout: 90_000 }, () => {
@@ -61,12 +50,12 @@ void describe('hostile 01: fork / thread bomb', { timeout: 90_000 }, () => {
     await assertContained(h, run, { status: ['ok', 'runtime_error', 'timeout'], limitMs: TIMEOUT_MS });
   });
 
-  void test('bash :(){ :|:& };: kept alive: hits the pids limit, the host still spawns, timeout', async () => {
+  void test('bash :(){ :|:& };: kept alive: hits the processes limit, the host still spawns, timeout', async () => {
     const run = await sustainedBomb(h, { language: 'shell', code: ':(){ :|:& };:\nsleep 30', limits: LIMITS });
     await assertContained(h, run, { status: 'timeout', limitMs: TIMEOUT_MS });
   });
 
-  void test('bash while true; do sleep 1 & done: hits the pids limit, the host still spawns, timeout', async () => {
+  void test('bash while true; do sleep 1 & done: hits the processes limit, the host still spawns, timeout', async () => {
     const run = await sustainedBomb(h, { language: 'shell', code: 'while true; do sleep 1 & done', limits: LIMITS });
     await assertContained(h, run, { status: 'timeout', limitMs: TIMEOUT_MS });
     assert.match(run.result.stderr, /fork: (retry: )?Resource temporarily unavailable/, 'bash saw its forks refused');
@@ -79,7 +68,7 @@ void describe('hostile 01: fork / thread bomb', { timeout: 90_000 }, () => {
     if (run.result.status === 'runtime_error') assert.match(run.result.stderr, /BlockingIOError|Resource temporarily unavailable/);
   });
 
-  void test('python fork loop that survives EAGAIN: hits the pids limit, the host still spawns, timeout', async () => {
+  void test('python fork loop that survives EAGAIN: hits the processes limit, the host still spawns, timeout', async () => {
     const code = 'import os, time\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        time.sleep(0.01)\n';
     const run = await sustainedBomb(h, { language: 'python', code, limits: LIMITS });
     await assertContained(h, run, { status: 'timeout', limitMs: TIMEOUT_MS });
@@ -104,7 +93,7 @@ void describe('hostile 01: fork / thread bomb', { timeout: 90_000 }, () => {
     assert.ok(n < PROCESSES, `${n} threads started, limit ${PROCESSES}`);
   });
 
-  void test('C for (;;) fork(): hits the pids limit, the host still spawns, timeout', async () => {
+  void test('C for (;;) fork(): hits the processes limit, the host still spawns, timeout', async () => {
     const code = '#include <unistd.h>\nint main(void) { for (;;) fork(); }\n';
     const run = await sustainedBomb(h, { language: 'c', code, limits: LIMITS });
     await assertContained(h, run, { status: 'timeout', limitMs: TIMEOUT_MS });

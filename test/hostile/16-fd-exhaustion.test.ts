@@ -138,10 +138,10 @@ void describe('fd exhaustion: fails inside the sandbox, the server keeps its des
       const run = await hostileRun(h, { ...v.params, limits });
       await assertContained(h, run, { status: v.status, limitMs: limits.timeoutMs });
       v.check(run.result.stdout);
-      // The run's sockets close as its result is sent; wait for the count to settle, then compare exactly.
+      // The run's sockets close as its result is sent (and the previous run's may still have been closing when
+      // `before` was read): wait for the count to settle back, at most where it was.
       const settled = await waitFor(() => serverFds().length <= before.length, 'the server fd count to settle', 3000).catch(() => false);
       assert.ok(settled !== false, `server fds before:\n${before.join('\n')}\nafter:\n${serverFds().join('\n')}`);
-      assert.equal(serverFds().length, before.length);
     });
   }
 });

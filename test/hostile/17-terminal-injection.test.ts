@@ -1,8 +1,9 @@
 /**
  * Hostile case 17, terminal injection: TIOCSTI pushes characters into a terminal's input, as if typed, so a program
- * holding the user's terminal could make the shell behind it run commands. A run has no terminal: its stdio are
- * sockets or /dev/null (TIOCSTI: ENOTTY), it runs in a new session without a controlling terminal (/dev/tty: ENXIO;
- * tty_nr 0 in /proc/self/stat), so the ioctl fails on every descriptor and nothing is injected anywhere.
+ * holding the user's terminal could make the shell behind it run commands. The seccomp filter refuses the ioctl itself
+ * (EPERM, whatever the descriptor); and a run has no terminal to push into anyway: its stdio are sockets or /dev/null
+ * (without the filter, ENOTTY), it runs in a new session without a controlling terminal (/dev/tty: ENXIO; tty_nr 0
+ * in /proc/self/stat). The ioctl fails on every descriptor and nothing is injected anywhere.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -58,19 +59,19 @@ void describe('TIOCSTI: fails on every descriptor, nothing injected', { timeout:
   test('python: fcntl.ioctl(TIOCSTI) on stdin, stdout, stderr and /dev/tty', async () => {
     const run = await hostileRun(h, { language: 'python', code: PY_TIOCSTI, limits });
     await assertContained(h, run, { status: 'ok', limitMs: limits.timeoutMs });
-    assert.equal(run.result.stdout, '0 ENOTTY\n1 ENOTTY\n2 ENOTTY\ntty ENXIO\ntty_nr 0\n');
+    assert.equal(run.result.stdout, '0 EPERM\n1 EPERM\n2 EPERM\ntty ENXIO\ntty_nr 0\n');
   });
 
   test('python, with stdin given (a socket, still no terminal)', async () => {
     const run = await hostileRun(h, { language: 'python', code: PY_TIOCSTI, stdin: 'input\n', limits });
     await assertContained(h, run, { status: 'ok', limitMs: limits.timeoutMs });
-    assert.equal(run.result.stdout, '0 ENOTTY\n1 ENOTTY\n2 ENOTTY\ntty ENXIO\ntty_nr 0\n');
+    assert.equal(run.result.stdout, '0 EPERM\n1 EPERM\n2 EPERM\ntty ENXIO\ntty_nr 0\n');
   });
 
-  test('C: ioctl(fd, TIOCSTI) on 0, 1, 2 (ENOTTY = 25) and open("/dev/tty") (ENXIO = 6)', async () => {
+  test('C: ioctl(fd, TIOCSTI) on 0, 1, 2 (EPERM = 1, the filter) and open("/dev/tty") (ENXIO = 6)', async () => {
     const run = await hostileRun(h, { language: 'c', code: C_TIOCSTI, limits });
     await assertContained(h, run, { status: 'ok', limitMs: limits.timeoutMs });
-    assert.equal(run.result.stdout, '0 errno 25\n1 errno 25\n2 errno 25\ntty open errno 6\n');
+    assert.equal(run.result.stdout, '0 errno 1\n1 errno 1\n2 errno 1\ntty open errno 6\n');
   });
 
   test('shell: no terminal on stdin, /dev/tty cannot be opened', async () => {

@@ -13,11 +13,11 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } 
 import { createHash, randomUUID } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
-import type { CancellationToken } from 'vscode-jsonrpc';
+import { CancellationTokenSource, type CancellationToken } from 'vscode-jsonrpc';
 import { readAudit } from '../../server/audit';
 import { ExecuteRequest, LanguagesRequest, type ExecuteParams, type ExecutionResult, type RunStatus, type ServerConfig } from '../../server/protocol';
 import { processesOfRun, readText, zygotesOf } from '../helpers/processes';
-import { startServer, startServerWithEnv, stopServer, type TestServer } from '../helpers/server';
+import { outputContaining, startServer, startServerWithEnv, stopServer, type TestServer } from '../helpers/server';
 
 /** Slack on top of a wall-clock limit: the kill, the sweep and the report. */
 export const GRACE_MS = 3000;
@@ -61,12 +61,29 @@ export interface RunOutcome {
 }
 
 /** Runs `params` with a marker argument appended; measures the round trip. `token` cancels it
- *  ($/cancelRequest, as the Stop button does). */
-export async function hostileRun(h: HostileServer, params: ExecuteParams, token?: CancellationToken): Promise<RunOutcome> {
-  const m = marker();
+ *  ($/cancelRequest, as the Stop button does); `m` is the marker, when the caller needs it before the run ends. */
+export async function hostileRun(h: HostileServer, params: ExecuteParams, token?: CancellationToken, m = marker()): Promise<RunOutcome> {
   const started = performance.now();
   const result = await h.server.conn.sendRequest(ExecuteRequest.type, { cache: false, ...params, args: [...(params.args ?? []), m] }, token);
   return { result, elapsedMs: performance.now() - started, marker: m };
+}
+
+/** A run under way: its marker and id, a promise that it printed `startedText`, a way to cancel it (as Stop does). */
+export interface LiveRun {
+  marker: string;
+  runId: string;
+  /** Resolves once the run has printed `startedText`. */
+  started: () => Promise<boolean>;
+  cancel: () => void;
+  done: Promise<RunOutcome>;
+}
+
+export function startRun(h: HostileServer, params: ExecuteParams, startedText = 'started'): LiveRun {
+  const runId = `hostile-${randomUUID()}`;
+  const m = marker();
+  const cts = new CancellationTokenSource();
+  const done = hostileRun(h, { ...params, runId }, cts.token, m);
+  return { marker: m, runId, started: () => outputContaining(h.server, runId, startedText), cancel: () => cts.cancel(), done };
 }
 
 /** The server's worker groups (`…/sandbox-runner/<serverPid>/w-*`), in every hierarchy. */

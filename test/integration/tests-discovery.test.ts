@@ -5,7 +5,7 @@
  * never cached). Run `npm run build` first (`npm test` does).
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -112,6 +112,7 @@ describe('Test Explorer requests over stdio', () => {
 
   it('cancels a test run with $/cancelRequest: the runs are killed and their tests skipped', async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'sbx-slow-tests-'));
+    chmodSync(dir, 0o755); // the sandbox user reads it as any user of the machine would
     try {
       const marker = `slow_marker_${process.pid}`;
       const file = path.join(dir, 'test_slow.py');
@@ -143,6 +144,15 @@ describe('Test Explorer requests over stdio', () => {
     assert.equal(missing.status, 'rejected');
     const notDir = await server.conn.sendRequest(ExecuteRequest.type, { language: 'python', code, workspace: abs('hello.py') });
     assert.match(notDir.message!, /not a directory/);
+    // Sandboxed programs are a user of their own: a workspace closed to other users is refused, saying how to open it.
+    const closed = mkdtempSync(path.join(os.tmpdir(), 'closed-workspace-'));
+    try {
+      const refused = await server.conn.sendRequest(ExecuteRequest.type, { language: 'python', code, workspace: closed });
+      assert.equal(refused.status, 'rejected');
+      assert.match(refused.message!, /cannot be read in the sandbox: its mode is 0700, .*\(chmod -R o\+rX \//);
+    } finally {
+      rmSync(closed, { recursive: true, force: true });
+    }
     const harness = `import sys\nsys.path.insert(0, ${JSON.stringify(abs('tests'))})\n${code}`;
     const first = await server.conn.sendRequest(ExecuteRequest.type, { language: 'python', code: harness, workspace: abs('tests') });
     const second = await server.conn.sendRequest(ExecuteRequest.type, { language: 'python', code: harness, workspace: abs('tests') });

@@ -35,6 +35,8 @@ const bwrapInfo: SandboxInfo = {
   reason: 'bubblewrap 0.9.0 works here',
   bwrap: '/usr/bin/bwrap',
   cgroup: 'v2',
+  hostUser: { mode: 'dedicated', description: 'uid 1900000000+ / gid 1900000000+, one per pool worker' },
+  seccomp: ['deny ptrace: tracing', 'deny keyctl: kernel keyrings', 'enosys clone3: flags'],
   enforcement: {
     memory: 'memory cgroup',
     processes: 'pids cgroup',
@@ -50,6 +52,8 @@ const processInfo: SandboxInfo = {
   reason: 'bwrap (Debian package bubblewrap) was not found on PATH',
   bwrap: null,
   cgroup: null,
+  hostUser: null,
+  seccomp: [],
   enforcement: { memory: 'RLIMIT_AS + RSS watchdog', processes: 'RLIMIT_NPROC', cpu: 'RLIMIT_CPU', wall: 'timer', disk: 'none' },
 };
 
@@ -203,14 +207,21 @@ describe('sandboxSummary and sandboxDetails', () => {
   it('puts the sandbox on one line for the log', () => {
     assert.equal(
       sandboxSummary(bwrapInfo),
-      'sandbox: bwrap (bubblewrap 0.9.0 works here) · cgroup v2 · memory: memory cgroup · processes: pids cgroup · disk: tmpfs size · cpu: RLIMIT_CPU · wall: timer kills the whole sandbox (PID namespace)',
+      'sandbox: bwrap (bubblewrap 0.9.0 works here) · runs as uid 1900000000+ / gid 1900000000+, one per pool worker · seccomp 3 rules · cgroup v2 · memory: memory cgroup · processes: pids cgroup · disk: tmpfs size · cpu: RLIMIT_CPU · wall: timer kills the whole sandbox (PID namespace)',
     );
     assert.match(sandboxSummary(processInfo), /^sandbox: process — runs are NOT sandboxed \(bwrap \(Debian package bubblewrap\) was not found on PATH\)/);
     assert.match(sandboxSummary(undefined), /did not describe/);
   });
 
-  it('lists the cgroup version and every enforced limit', () => {
+  it('warns when sandboxed programs run as the server\'s own uid', () => {
+    const own = { ...bwrapInfo, hostUser: { mode: 'server' as const, description: "the server's own uid 1000: no range for me in /etc/subuid" } };
+    assert.equal(sandboxDetails(own)[0], "Warning: runs as the server's own uid 1000: no range for me in /etc/subuid");
+  });
+
+  it('lists who runs the programs, the seccomp filter, the cgroup version and every enforced limit', () => {
     assert.deepEqual(sandboxDetails(bwrapInfo), [
+      'Runs as: uid 1900000000+ / gid 1900000000+, one per pool worker',
+      'Seccomp: 3 rules (ptrace, keyctl, clone3)',
       'cgroup: v2',
       'Memory: memory cgroup',
       'Processes: pids cgroup',

@@ -25,14 +25,46 @@ const sh = (script: string, extra: Partial<ExecSpec> = {}): Promise<Awaited<Retu
   executor.run({ ...base, command: 'bash', args: ['-c', script], ...extra });
 
 describe('launch report', () => {
-  test('parses pid, exit, rusage', () => {
-    const r = parseLaunchReport('pid 42\nexit 3\nrusage 1500 500 2048\n');
-    assert.deepEqual(r, { pid: 42, exitCode: 3, cpuMs: 2, maxRssBytes: 2048 * 1024 });
+  const report = (text: string, sandboxed = false) => parseLaunchReport(Buffer.from(text, 'latin1'), sandboxed);
+  const frame = (inner: string) => `inner ${Buffer.byteLength(inner, 'latin1')}\n${inner}`;
+
+  test('parses exit and rusage', () => {
+    assert.deepEqual(report('exit 3\nrusage 1500 500 2048\n'), { exitCode: 3, cpuMs: 2, maxRssBytes: 2048 * 1024 });
   });
   test('parses a signal and an exec error', () => {
-    const r = parseLaunchReport('pid 7\nexec-error 2 /nope: No such file or directory\nsignal 9\n');
+    const r = report('exec-error 2 /nope: No such file or directory\nsignal 9\n');
     assert.equal(r.signal, 9);
     assert.equal(r.execError, '/nope: No such file or directory');
+    assert.equal(r.invalid, undefined);
+  });
+  test('takes what pid 1 said only from its frame, and only in a sandbox', () => {
+    const r = report(`${frame('signal 9\nrusage 10 0 4\n')}exit 137\nrusage 20 0 8\n`, true);
+    assert.deepEqual(r.inner, { signal: 9, cpuMs: 0.01, maxRssBytes: 4096 });
+    assert.equal(r.exitCode, 137);
+    assert.equal(r.invalid, undefined);
+    // Outside a sandbox there is no pid 1 to speak: a frame is not a line of ours.
+    assert.match(report(frame('exit 0\n')).invalid ?? '', /unexpected line "inner/);
+  });
+  test('a frame cannot smuggle a line of the launcher out: its bytes are pid 1\'s, counted', () => {
+    // pid 1 "says" exit 0 and a second exit; the launcher's own exit follows the frame.
+    const r = report(`${frame('exit 1\n')}exit 1\nrusage 0 0 0\n`, true);
+    assert.equal(r.inner?.exitCode, 1);
+    const forged = report(`${frame('exit 1\nexit 0\n')}exit 1\n`, true);
+    assert.match(forged.invalid ?? '', /pid 1 of the sandbox: "exit" said twice/);
+  });
+  test('forged and unknown lines make the report invalid, never a verdict or a pid to kill', () => {
+    for (const bad of ['pid 1\n', 'inner-exit 0\n', 'exit 0 extra\n', 'exit -1\n', 'exit 256\n', 'signal 99\n', 'rusage 1 2\n', 'rusage a b c\n', 'exit 0\nexit 0\n', 'exit 0']) {
+      assert.ok(report(bad).invalid, `accepted ${JSON.stringify(bad)}`);
+      assert.ok(report(frame(bad), true).invalid, `accepted from pid 1: ${JSON.stringify(bad)}`);
+    }
+    assert.ok(report(frame('exit 0\nsignal 9\n'), true).invalid, 'both an exit and a signal');
+  });
+  test('bounded: a frame over 4096 bytes, an overflow mark, a line over 512 bytes, a report over 16 KiB', () => {
+    assert.match(report(`inner 5000\n${'x'.repeat(5000)}`, true).invalid ?? '', /a frame of 5000 bytes/);
+    assert.match(report(`${frame('exit 0\n')}inner-overflow\n`, true).invalid ?? '', /more than 4096 bytes/);
+    assert.match(report(`exec-error 1 ${'x'.repeat(600)}\n`).invalid ?? '', /a line of/);
+    assert.match(report('exit 0\n'.repeat(3000)).invalid ?? '', /more than 16384 bytes/);
+    assert.match(report(frame(`${'rusage 0 0 0\n'.repeat(9)}`), true).invalid ?? '', /9 lines|said twice/);
   });
   test('names signals', () => {
     assert.equal(signalName(9), 'SIGKILL');

@@ -225,7 +225,7 @@ export class SandboxEngine {
       enforcement: {
         memory: cg?.memory
           ? `memory cgroup (${cg.version})`
-          : 'RLIMIT_AS (python, shell, C, C++), --max-old-space-size (node), RSS watchdog',
+          : 'RLIMIT_AS (python, shell, C, C++), --max-old-space-size (node), a 50 ms watchdog of the tree\'s private memory',
         processes: cg?.pids
           ? `pids cgroup (${cg.version})${bw ? ' + PID namespace' : ''}`
           : bw
@@ -574,7 +574,7 @@ export class SandboxEngine {
           env: spec.env,
         });
       }
-      // Where the memory cgroup holds the run, the kernel's count is the honest one: the RSS watchdog sums the
+      // Where the memory cgroup holds the run, the kernel's count is the honest one: the watchdog sums the
       // resident memory of every process, so 32 forks sharing one interpreter's pages (copy-on-write) would look
       // like 32 interpreters and end a fork bomb as `memory_limit` far below the limit. It backs up the rest only.
       const memoryBytes = cgroup && this.cgroups?.memory ? Number.POSITIVE_INFINITY : spec.memoryBytes;
@@ -886,8 +886,10 @@ async function readProgramFile(file: string): Promise<string> {
   if (!st.isFile()) throw new Rejection(`cannot read ${file}: not a regular file`);
   if (st.size > MAX_CODE_BYTES) throw new Rejection(`${file} is larger than ${MAX_CODE_BYTES} bytes`);
   try {
-    const fh = await open(file, fsc.O_RDONLY | fsc.O_NOFOLLOW);
+    // O_NONBLOCK: a FIFO swapped in since the lstat must not hold the open (it is then refused as not a file).
+    const fh = await open(file, fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK);
     try {
+      if (!(await fh.stat()).isFile()) throw new Error('not a regular file');
       return await fh.readFile('utf8');
     } finally {
       await fh.close();
@@ -921,9 +923,9 @@ async function writePublicFile(file: string, data: string | Buffer, mode: number
 }
 
 /** Copies a file the compiler wrote, refusing anything but a regular file (a symlink planted in the work dir must
- *  not make the server read or copy its target). */
+ *  not make the server read or copy its target; a FIFO must not hold the open, hence O_NONBLOCK). */
 async function copyRegularFile(from: string, to: string): Promise<void> {
-  const src = await open(from, fsc.O_RDONLY | fsc.O_NOFOLLOW);
+  const src = await open(from, fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK);
   try {
     const st = await src.stat();
     if (!st.isFile()) throw new Error('not a regular file');

@@ -33,7 +33,8 @@ export interface ExecSpec {
   /** Text for stdin, or null to give the program an empty, closed stdin. */
   stdin: string | null;
   timeoutMs: number;
-  /** The memory watchdog kills the run when the resident memory of its tree passes this. */
+  /** The memory watchdog kills the run when the private memory of its tree (processTree.privateMemoryBytes)
+   *  passes this. */
   memoryBytes: number;
   /** Cap per stream, in bytes. */
   outputBytes: number;

@@ -12,7 +12,7 @@
  * and the seccomp filter, each runtime's own install prefix when it lives outside /usr (pyenv's under /root: that
  * prefix only, nothing else of /root or /home), and — for test runs only — the workspace. It writes only to /work
  * (its cwd), /tmp and /dev/shm, each a fresh tmpfs of `diskMb`, gone when the run ends; everything else is
- * read-only. /proc is the namespace's own, with /proc/sys and /proc/fs read-only and the files runc masks (kcore,
+ * read-only. /proc is the namespace's own, with /proc/sys, fs, irq and bus read-only and the files runc masks (kcore,
  * keys, kallsyms, timer_list, …) covered; /dev is minimal (null, zero, full, random, urandom, tty, pts, shm).
  */
 import { execa } from 'execa';
@@ -40,8 +40,10 @@ const TOP_LEVEL = ['/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32'];
  *  ~110 ms, measured) is bound on top instead. */
 const ETC_FILES = ['ld.so.cache', 'localtime'];
 const ALTERNATIVES = '/etc/alternatives';
-/** Parts of /proc a run must not write (runc's read-only paths; bwrap itself covers /proc/irq and /proc/bus). */
-const PROC_READ_ONLY = ['sys', 'fs'];
+/** Parts of /proc a run must not write (runc's read-only paths; bwrap covers /proc/irq and /proc/bus only when it
+ *  finds them writable to its own uid, so a non-root server's sandboxes would get them writable where root-owned
+ *  files allow it: bound read-only here whoever runs the server). */
+const PROC_READ_ONLY = ['sys', 'fs', 'irq', 'bus'];
 /** Parts of /proc a run must not see (runc's masked paths, and kallsyms, key-users and sysrq-trigger): kernel
  *  addresses and timers, keys, raw memory. Only those that exist here are covered (one mount each). */
 const PROC_MASKED = ['acpi', 'asound', 'kcore', 'keys', 'key-users', 'kallsyms', 'latency_stats', 'timer_list', 'timer_stats', 'sched_debug', 'scsi', 'sysrq-trigger'];

@@ -25,7 +25,7 @@ export interface Runtime extends LanguageInfo {
   /** The command line of a run: `$file` is the program (or the compiled binary). */
   command: string[];
   /** Runtimes that tolerate an address-space limit get RLIMIT_AS = the memory limit. V8 does not (it reserves
-   *  far more address space than it uses); node is held by the RSS watchdog. (`--max-old-space-size` was tried:
+   *  far more address space than it uses); node is held by the memory watchdog. (`--max-old-space-size` was tried:
    *  any V8 flag costs node 2.5-4 ms of start-up, ~12 % of a hello world, measured.) */
   addressSpaceLimit: boolean;
   /** Recognises the runtime's own out-of-memory report in stderr. */

@@ -68,8 +68,23 @@ export function membersOf(root: number, table: ProcEntry[]): number[] {
 
 const PIDUSAGE_MAXAGE_MS = 500;
 
+/** The memory a process holds of its own, in bytes: its resident anonymous and shared-memory pages (RssAnon +
+ *  RssShmem of /proc/PID/status, which any user may read). Not its file pages: the interpreter's binary and
+ *  libraries are shared by every process that maps them, and summing them per process would count them again for
+ *  each fork (32 forks of one Python are not 32 Pythons). Undefined when the process is gone. */
+export function privateMemoryBytes(pid: number): number | undefined {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/status`, 'latin1');
+  } catch {
+    return undefined;
+  }
+  const kb = (key: string): number => Number(new RegExp(`^${key}:\\s+(\\d+) kB$`, 'm').exec(text)?.[1] ?? 0);
+  return (kb('RssAnon') + kb('RssShmem')) * 1024;
+}
+
 export interface UsageSample {
-  /** Sum of the resident memory of every process of the run, in bytes. */
+  /** Sum of the memory of every process of the run that is its own (privateMemoryBytes), in bytes. */
   rssBytes: number;
   /** Sum of user+system CPU of the live processes of the run, in ms. */
   cpuMs: number;
@@ -121,7 +136,7 @@ export class UsageSampler {
         for (const pid of pids) {
           const s = (stats as Record<number, pidusage.Status | undefined>)[pid];
           if (!s) continue;
-          rssBytes += s.memory;
+          rssBytes += privateMemoryBytes(pid) ?? s.memory;
           cpuMs += s.ctime;
         }
         onSample({ rssBytes, cpuMs });

@@ -66,7 +66,7 @@ export interface Limits {
   /** CPU time (user + system) of the program, RLIMIT_CPU, in ms (rounded up to whole seconds by the kernel). */
   cpuMs: number;
   /** Memory limit in MiB: the run's memory cgroup where one is writable, else RLIMIT_AS for native runtimes and
-   *  `--max-old-space-size` for node; an RSS watchdog backs both. */
+   *  `--max-old-space-size` for node; a watchdog of the tree's private memory backs both. */
   memoryMb: number;
   /** Cap per stream (stdout, stderr), in bytes. Passing it ends the run with `output_limit`. */
   outputBytes: number;

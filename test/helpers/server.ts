@@ -43,7 +43,7 @@ let auditFile: string | undefined;
  *  process in one shared dir, removed when the process exits. */
 export function testAuditPath(): string {
   if (!auditFile) {
-    const dir = path.join(os.tmpdir(), 'sbx-test-audit');
+    const dir = path.join(os.tmpdir(), `sbx-test-audit-${process.getuid?.() ?? 0}`); // one per user: the hostile suite runs as two
     mkdirSync(dir, { recursive: true });
     const file = path.join(dir, `audit-${process.pid}.jsonl`);
     auditFile = file;

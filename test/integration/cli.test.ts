@@ -489,6 +489,10 @@ describe('sbx languages: the sandbox', () => {
     if (sandbox.isolation === 'bwrap') {
       assert.ok(lines.includes(`bwrap: ${sandbox.bwrap}`), out.stdout);
       assert.doesNotMatch(out.stdout, /NOT sandboxed/);
+      // Who runs the programs on the host, and the seccomp filter, rule by rule.
+      assert.ok(lines.includes(`runs as: ${sandbox.hostUser?.description}`), out.stdout);
+      assert.ok(sandbox.seccomp.length > 50, `${sandbox.seccomp.length} seccomp rules`);
+      assert.match(out.stdout, new RegExp(`^seccomp: ${sandbox.seccomp.length} rules, refused with EPERM: ptrace, .*keyctl, .*clone3 \\(ENOSYS\\)`, 'm'));
     } else {
       assert.match(out.stdout, /^warning: runs are NOT sandboxed/m);
     }

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { Executor, parseLaunchReport, signalName, type ExecSpec } from '../../server/executor';
-import { membersOf, parseStat } from '../../server/processTree';
+import { membersOf, parseStat, privateMemoryBytes } from '../../server/processTree';
 import { LAUNCHER, processesWith, waitFor } from '../helpers/server';
 
 const executor = new Executor({ launcher: LAUNCHER, socketDir: mkdtempSync(path.join(os.tmpdir(), 'sbx-unit-sock-')) });
@@ -74,6 +74,12 @@ describe('launch report', () => {
 });
 
 describe('process tree', () => {
+  test('privateMemoryBytes: a live process holds some memory of its own, less than its RSS; a gone one none', () => {
+    const own = privateMemoryBytes(process.pid);
+    const rss = process.memoryUsage().rss;
+    assert.ok(own !== undefined && own > 1024 * 1024 && own <= rss, `private ${own}, rss ${rss}`);
+    assert.equal(privateMemoryBytes(2 ** 30), undefined);
+  });
   test('parseStat reads fields after the last parenthesis (names may hold spaces and parentheses)', () => {
     assert.deepEqual(parseStat(10, '10 (a b) c)) S 5 10 10 0 -1'), { pid: 10, ppid: 5, pgid: 10 });
     assert.equal(parseStat(10, 'garbage'), undefined);

@@ -7,8 +7,11 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Executor } from '../server/executor';
+import { chooseIdentity, IdAllocator } from '../server/identity';
+import { bwrapArgs, exportSeccomp, identityArgs, readHostLayout } from '../server/isolation';
 import { ExecuteBatchRequest, ExecuteRequest, LanguagesRequest, type ExecuteParams, type ServerConfig } from '../server/protocol';
-import { startServer, type TestServer } from '../test/helpers/server';
+import { LAUNCHER, startServer, type TestServer } from '../test/helpers/server';
 
 const QUICK = process.env.BENCH_QUICK === '1';
 const n = (full: number, quick: number): number => (QUICK ? quick : full);
@@ -18,7 +21,8 @@ interface Row {
   what: string;
   measured: string;
   goal: string;
-  pass: boolean;
+  /** null: a measurement without a goal (what a defence costs). */
+  pass: boolean | null;
 }
 const rows: Row[] = [];
 
@@ -233,12 +237,68 @@ async function main(): Promise<void> {
     rmSync(tmp, { recursive: true, force: true });
   }
 
+  await defenceCosts();
+
   const w = [Math.max(...rows.map((r) => r.what.length)), Math.max(...rows.map((r) => r.measured.length)), 18];
   const line = (a: string, b: string, c: string, d: string): string =>
     `${a.padEnd(w[0]!)}  ${b.padEnd(w[1]!)}  ${c.padEnd(w[2]!)}  ${d}`;
   console.log(line('measure', 'measured', 'goal', 'met'));
   console.log(line('-'.repeat(w[0]!), '-'.repeat(w[1]!), '-'.repeat(w[2]!), '---'));
-  for (const r of rows) console.log(line(r.what, r.measured, r.goal, r.pass ? 'yes' : 'NO'));
+  for (const r of rows) console.log(line(r.what, r.measured, r.goal, r.pass === null ? '' : r.pass ? 'yes' : 'NO'));
+}
+
+/**
+ * 6. What each defence of the sandbox costs a run: the same empty program (/usr/bin/true) through the executor and
+ *    the launcher as the server runs it, in sandboxes that differ by one defence at a time, interleaved. The first
+ *    is the sandbox as it was before issue 8 (bwrap's own user namespace per run: host root for a root server).
+ */
+async function defenceCosts(): Promise<void> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'sbx-bench-costs-'));
+  const layout = readHostLayout(dir, LAUNCHER);
+  const executor = new Executor({ launcher: LAUNCHER, socketDir: dir });
+  try {
+    await exportSeccomp(LAUNCHER, layout);
+    const identity = await chooseIdentity(8);
+    if (identity.mode !== 'dedicated') {
+      console.log(`(no defence costs: sandboxes here run as ${identity.reason})\n`);
+      return;
+    }
+    const ids = new IdAllocator(identity);
+    const env = { PATH: '/usr/bin:/bin' };
+    const bare = { ...layout, procMasks: { files: [], dirs: [] }, procReadOnly: [] };
+    const args = (l: typeof layout, userns: 'worker' | 'per-run', sharedNet: boolean, seccomp: boolean): string[] => {
+      const a = bwrapArgs({ bwrap: '/usr/bin/bwrap', layout: l, userns, runtimeRoots: [], files: [], diskBytes: 64 << 20, inheritNetwork: sharedNet, env });
+      return seccomp ? a : a.filter((x, i) => x !== '-s' && a[i - 1] !== '-s');
+    };
+    const worker = (slot: string, net: boolean) => ({ id: slot, args: [...(net ? ['-n'] : []), ...identityArgs(identity, ids.idsFor(slot))] });
+    const variants = [
+      { name: 'before: per-run user namespace (host root), no seccomp, no /proc masks', sandbox: args(bare, 'per-run', true, false), slot: { id: 'v0', args: ['-n'] } },
+      { name: "the worker's user namespace (its own uid)", sandbox: args(bare, 'worker', true, false), slot: worker('v1', true) },
+      { name: '+ seccomp', sandbox: args(bare, 'worker', true, true), slot: worker('v2', true) },
+      { name: '+ /proc read-only and masked (now)', sandbox: args(layout, 'worker', true, true), slot: worker('v3', true) },
+      { name: 'now, but a network namespace per run', sandbox: args(layout, 'worker', false, true), slot: worker('v4', false) },
+    ];
+    const times = variants.map(() => [] as number[]);
+    for (let i = 0; i < n(150, 8); i++) {
+      for (const [k, v] of variants.entries()) {
+        const t = performance.now();
+        const r = await executor.run({ command: '/usr/bin/true', args: [], cwd: dir, env, stdin: null, timeoutMs: 10_000, memoryBytes: Infinity, outputBytes: 1 << 20, sandbox: v.sandbox, slot: v.slot });
+        if (r.end !== 'exited' || r.exitCode !== 0) throw new Error(`${v.name}: ${r.end} ${r.error ?? ''}`);
+        if (i >= n(10, 1)) times[k]!.push(performance.now() - t);
+      }
+    }
+    const med = times.map(median);
+    const delta = (k: number, from: number): string => `${med[k]! - med[from]! >= 0 ? '+' : ''}${(med[k]! - med[from]!).toFixed(2)} ms`;
+    rows.push({ what: 'sandbox cost of /usr/bin/true, before (median)', measured: `${med[0]!.toFixed(2)} ms`, goal: '', pass: null });
+    for (let k = 1; k < variants.length; k++) {
+      const from = k === variants.length - 1 ? 3 : k - 1;
+      rows.push({ what: `  ${variants[k]!.name}`, measured: `${delta(k, from)} (${med[k]!.toFixed(2)} ms)`, goal: '', pass: null });
+    }
+    rows.push({ what: '  issue 8 in all (now − before)', measured: delta(3, 0), goal: '', pass: null });
+  } finally {
+    executor.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 main().catch((e: unknown) => {

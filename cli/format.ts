@@ -123,8 +123,11 @@ export function sandboxLines(sandbox: SandboxInfo): string[] {
   if (sandbox.bwrap !== null) lines.push(`bwrap: ${sandbox.bwrap}`);
   if (sandbox.hostUser) lines.push(`runs as: ${sandbox.hostUser.description}`);
   if (sandbox.seccomp?.length) {
-    const names = sandbox.seccomp.map((r) => /^(?:deny|enosys) ([^:]+):/.exec(r)?.[1]).filter(Boolean);
-    lines.push(`seccomp: ${sandbox.seccomp.length} rules, EPERM: ${names.join(', ')}`);
+    const names = sandbox.seccomp.flatMap((r) => {
+      const m = /^(deny|enosys) ([^:]+):/.exec(r);
+      return m ? [m[1] === 'enosys' ? `${m[2]} (ENOSYS)` : m[2]!] : [];
+    });
+    lines.push(`seccomp: ${sandbox.seccomp.length} rules, refused with EPERM: ${names.join(', ')}`);
   }
   lines.push(`cgroup: ${sandbox.cgroup ?? 'none writable (rlimits only)'}`);
   lines.push('enforced by:');

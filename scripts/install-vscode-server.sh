@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs a real VS Code for the extension and end-to-end tests, offline (npm registry + Debian apt only):
+# Installs a real VS Code for the extension and end-to-end tests, offline (npm registry + Debian apt only), and the
+# Debian packages the sandbox itself is built and run with:
 # code-server 4.96.4 (= VS Code 1.96.4, the last one whose engines allow Node 20) with a Node extension host,
 # Debian's Chromium and ripgrep, and playwright-core to drive the browser.
 #
@@ -19,7 +20,9 @@ set -euo pipefail
 CODE_SERVER_VERSION=4.96.4
 VSCODE_VERSION=1.96.4
 PLAYWRIGHT_CORE_VERSION=1.65.1
-APT_PACKAGES=(bubblewrap chromium ripgrep libkrb5-dev)   # bubblewrap: the sandbox the extension runs code in
+# bubblewrap: the sandbox the extension runs code in; libseccomp-dev: its seccomp filter is built with it; uidmap:
+# newuidmap/newgidmap, which give an ordinary user's sandboxes host ids of their own
+APT_PACKAGES=(bubblewrap libseccomp-dev uidmap chromium ripgrep libkrb5-dev)
 RECIPE=1   # bump when the steps below change: the marker then no longer matches and the install is redone
 
 PROJECT=$(cd "$(dirname "$0")/.." && pwd)
@@ -33,14 +36,7 @@ log() { echo "[install-vscode-server +$(( $(date +%s) - T_START ))s] $*"; }
 
 have_debs() { dpkg-query -W -f='${Status}\n' "${APT_PACKAGES[@]}" 2>/dev/null | grep -c '^install ok installed$' | grep -qx "${#APT_PACKAGES[@]}"; }
 
-if [[ -f "$MARKER" && "$(cat "$MARKER")" == "$WANT" ]] && have_debs && [[ -x "$ROOT/code-server/node_modules/.bin/code-server" ]]; then
-  log "already installed ($WANT) in $ROOT"
-  exit 0
-fi
-
-export npm_config_audit=false npm_config_fund=false npm_config_update_notifier=false npm_config_loglevel=warn
-export JOBS=max   # node-gyp compiles with every core (27 s -> 17 s on 2 cores)
-
+# The Debian packages first, on their own: adding one to the list must not redo the VS Code install below.
 if have_debs; then
   log "Debian packages already present: ${APT_PACKAGES[*]}"
 else
@@ -54,6 +50,14 @@ else
   apt-get install -y -qq "${APT_PACKAGES[@]}" >/dev/null
   log "apt-get done"
 fi
+
+if [[ -f "$MARKER" && "$(cat "$MARKER")" == "$WANT" ]] && [[ -x "$ROOT/code-server/node_modules/.bin/code-server" ]]; then
+  log "already installed ($WANT) in $ROOT"
+  exit 0
+fi
+
+export npm_config_audit=false npm_config_fund=false npm_config_update_notifier=false npm_config_loglevel=warn
+export JOBS=max   # node-gyp compiles with every core (27 s -> 17 s on 2 cores)
 
 # A half-finished earlier attempt is not trusted: start from scratch.
 rm -rf "$ROOT/code-server" "$ROOT/playwright" "$MARKER"

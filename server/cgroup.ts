@@ -71,6 +71,10 @@ export interface DetectOptions {
 /** Why the last detectCgroups() chose what it chose (one line, for SandboxInfo and logs). */
 export let lastCgroupReason = '';
 
+/** What a worker's group holds besides its run, at most: its zygote, the run's launcher, bwrap and pid 1 (~2 MiB,
+ *  measured), with room to spare. */
+const WORKER_OVERHEAD_BYTES = 8 * 1024 * 1024;
+
 /** How long destroy() waits for a group to empty before giving up on it. */
 const DRAIN_MS = 2000;
 const POLL_MS = 3;
@@ -801,9 +805,12 @@ export class WorkerGroup {
   }
 
   /**
-   * One run's limits, written before it starts: memory (what the group holds now — page cache of earlier runs,
-   * the zygote — is added, so the run itself gets its whole limit) and pids (`extraProcesses` for the zygote,
-   * the launcher and, in a sandbox, bwrap and its init). Counters are reset (v1) or remembered (v2).
+   * One run's limits, written before it starts: memory and pids (`extraProcesses` for the zygote, the launcher and,
+   * in a sandbox, bwrap and its init). The memory limit is the run's own plus what the group holds that the run
+   * cannot have (the zygote; at least WORKER_OVERHEAD_BYTES) — not the page cache earlier runs left in the group:
+   * that is reclaimable, so counting it in would let each run hand the next a larger limit (a run that filled the
+   * cache with 480 MB of /usr got the next one 1 GB under a 512 MB limit). Setting the limit reclaims any cache above
+   * it; the rest stays, for the next run to find. Counters are reset (v1) or remembered (v2).
    */
   begin(limits: RunLimits, extraProcesses: number): RunCgroup {
     const m = this.manager;
@@ -811,20 +818,39 @@ export class WorkerGroup {
     const memDir = v2 ?? this.dirOf.memory;
     const cpuDir = v2 ?? this.dirOf.cpuacct;
     const pidsDir = v2 ?? this.dirOf.pids;
-    const baseUsage = memDir ? (readNumber(path.join(memDir, v2 ? 'memory.current' : 'memory.usage_in_bytes')) ?? 0) : 0;
-    const mem = String(Math.max(1, Math.floor(limits.memoryBytes + baseUsage)));
+    const usageFile = v2 ? 'memory.current' : 'memory.usage_in_bytes';
     if (m.memory && memDir) {
-      if (v2) {
-        fs.writeFileSync(path.join(memDir, 'memory.max'), mem);
-        tryWrite(path.join(memDir, 'memory.swap.max'), '0');
-      } else {
-        // memsw must stay ≥ the limit: raise it first when the limit goes up, lower it last when it goes down.
-        tryWrite(path.join(memDir, 'memory.memsw.limit_in_bytes'), mem);
-        fs.writeFileSync(path.join(memDir, 'memory.limit_in_bytes'), mem);
-        tryWrite(path.join(memDir, 'memory.memsw.limit_in_bytes'), mem);
-        tryWrite(path.join(memDir, 'memory.max_usage_in_bytes'), '0');
+      const usage = readNumber(path.join(memDir, usageFile)) ?? 0;
+      const stat = path.join(memDir, 'memory.stat');
+      // Reclaimable: page cache (v1 keeps tmpfs and shared memory on the anonymous lists; v2 counts them in `file`).
+      const cache = v2
+        ? Math.max(0, (readKey(stat, 'file') ?? 0) - (readKey(stat, 'shmem') ?? 0))
+        : (readKey(stat, 'total_active_file') ?? 0) + (readKey(stat, 'total_inactive_file') ?? 0);
+      const held = Math.max(WORKER_OVERHEAD_BYTES, usage - cache);
+      const set = (bytes: number): void => {
+        const mem = String(Math.max(1, Math.floor(bytes)));
+        if (v2) {
+          fs.writeFileSync(path.join(memDir, 'memory.max'), mem);
+          tryWrite(path.join(memDir, 'memory.swap.max'), '0');
+        } else {
+          // memsw must stay ≥ the limit: raise it first when the limit goes up, lower it last when it goes down.
+          tryWrite(path.join(memDir, 'memory.memsw.limit_in_bytes'), mem);
+          fs.writeFileSync(path.join(memDir, 'memory.limit_in_bytes'), mem);
+          tryWrite(path.join(memDir, 'memory.memsw.limit_in_bytes'), mem);
+          // Socket buffers count only against this in v1 (v2 charges them to memory.current): loopback TCP is
+          // otherwise the host's (tcp_mem) to fill.
+          tryWrite(path.join(memDir, 'memory.kmem.tcp.limit_in_bytes'), mem);
+        }
+      };
+      try {
+        set(limits.memoryBytes + held);
+      } catch {
+        // v1 refuses (EBUSY) a limit below what it cannot reclaim: then the run gets its limit on top of all of it.
+        set(limits.memoryBytes + usage);
       }
+      if (!v2) tryWrite(path.join(memDir, 'memory.max_usage_in_bytes'), '0');
     }
+    const baseUsage = memDir ? (readNumber(path.join(memDir, usageFile)) ?? 0) : 0;
     if (m.pids && pidsDir) fs.writeFileSync(path.join(pidsDir, 'pids.max'), String(Math.max(1, Math.floor(limits.processes + extraProcesses))));
     let peakFd: number | undefined;
     if (v2 && memDir) {

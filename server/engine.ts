@@ -63,8 +63,10 @@ export const DEFAULT_CACHE = { enabled: true, ttlMs: 10 * 60_000, maxEntries: 50
 export const DEFAULT_QUEUE_LIMIT = 256;
 /** Compilers need more room than most programs: a compile step gets at least this much memory. */
 const COMPILE_MEMORY_FLOOR_MB = 1024;
-/** Compiled binaries kept (by source hash) for re-runs. */
+/** Compiled binaries kept (by source hash) for re-runs: at most this many, and this many bytes on the host's disk (a
+ *  tiny source can compile to a binary as large as fileSizeMb). A binary larger than the budget is not kept. */
 const BINARY_CACHE_ENTRIES = 64;
+const BINARY_CACHE_BYTES = 256 * 1024 * 1024;
 /** A failed run that used this share of its memory limit ran out of memory. */
 const OOM_SHARE = 0.8;
 
@@ -122,7 +124,7 @@ export class SandboxEngine {
   private readonly log: Logger;
   private readonly workRoot: string;
   private readonly binDir: string;
-  private readonly binaries: LRUCache<string, string>;
+  private readonly binaries: LRUCache<string, { file: string; bytes: number }>;
   /** Compiles under way, by binary key: runs of the same source wait for one compile instead of racing. */
   private readonly compiling = new Map<string, Promise<{ file: string } | { status: RunStatus; message: string }>>();
   private runtimes = new Map<string, Runtime>();
@@ -156,9 +158,11 @@ export class SandboxEngine {
     writeFileSync(path.join(this.workRoot, 'server.pid'), String(process.pid));
     this.executor = new Executor({ launcher: opts.launcher, socketDir: this.workRoot });
     this.binDir = path.join(this.workRoot, 'bin');
-    this.binaries = new LRUCache<string, string>({
+    this.binaries = new LRUCache<string, { file: string; bytes: number }>({
       max: BINARY_CACHE_ENTRIES,
-      dispose: (file) => void rm(file, { force: true }),
+      maxSize: BINARY_CACHE_BYTES,
+      sizeCalculation: (b) => Math.max(1, b.bytes),
+      dispose: (b) => void rm(b.file, { force: true }),
     });
   }
 
@@ -530,7 +534,7 @@ export class SandboxEngine {
   }
 
   /** Runs one command the way this server isolates: forked by its worker's zygote (which lives in the worker's
-   *  cgroup, user namespace and network namespace) and, in the bwrap mode, in a fresh sandbox. */
+   *  cgroup and user namespace) and, in the bwrap mode, in a fresh sandbox. */
   private async spawn(
     runId: string,
     spec: ExecSpec,
@@ -539,10 +543,9 @@ export class SandboxEngine {
   ): Promise<ExecOutcome> {
     let cgroup: RunCgroup | undefined;
     const sandboxed = this.isolation === 'bwrap' && this.layout !== undefined && this.bwrap !== null;
-    // Its own ids (and so its own user namespace) and, with them, an empty network namespace its runs share one at
-    // a time: owned by that user namespace, in which a run holds no capability, so no run can change it for the next.
+    // The worker's own ids: its zygote makes and enters a user namespace that maps the sandbox user onto them.
     const ownIds = sandboxed && this.ids !== null && this.identity !== null;
-    const zygoteArgs = ownIds ? ['-n', ...identityArgs(this.identity!, this.ids!.idsFor(box.workerId))] : [];
+    const zygoteArgs = ownIds ? identityArgs(this.identity!, this.ids!.idsFor(box.workerId)) : [];
     try {
       if (this.cgroups) {
         // The worker's group: its zygote lives there, so the run is born in it (no per-run move, see cgroup.ts).
@@ -570,7 +573,6 @@ export class SandboxEngine {
           writableWorkDir: box.writableWorkDir,
           workspace: box.workspace,
           diskBytes: limits.diskMb * 1024 * 1024,
-          inheritNetwork: ownIds,
           env: spec.env,
         });
       }
@@ -659,7 +661,7 @@ export class SandboxEngine {
     // compile it under the run's limits.
     const key = binaryKey(runtime, code);
     const cached = this.binaries.get(key);
-    if (cached) return { file: cached };
+    if (cached) return { file: cached.file };
     const underWay = this.compiling.get(key);
     if (underWay) {
       const shared = await underWay;
@@ -729,13 +731,14 @@ export class SandboxEngine {
     this.log.info(`${runtime.id}: compiled ${key.slice(0, 12)} in ${Math.round(performance.now() - compileStarted)} ms`);
     const kept = path.join(this.binDir, key);
     const temp = `${kept}.${path.basename(workDir)}.tmp`; // unique per run: never two writers of one file
+    let bytes: number;
     try {
-      await copyRegularFile(out, temp);
+      bytes = await copyRegularFile(out, temp, BINARY_CACHE_BYTES);
     } catch (e) {
       return { status: 'compile_error', outcome, message: `the compiler's output is not a program: ${(e as Error).message}` };
     }
     await rename(temp, kept);
-    this.binaries.set(key, kept);
+    this.binaries.set(key, { file: kept, bytes });
     return { file: kept };
   }
 
@@ -922,14 +925,18 @@ async function writePublicFile(file: string, data: string | Buffer, mode: number
   await chmod(file, mode);
 }
 
-/** Copies a file the compiler wrote, refusing anything but a regular file (a symlink planted in the work dir must
- *  not make the server read or copy its target; a FIFO must not hold the open, hence O_NONBLOCK). */
-async function copyRegularFile(from: string, to: string): Promise<void> {
+/** Copies a file the compiler wrote, refusing anything but a regular file of at most `maxBytes` (a symlink planted in
+ *  the work dir must not make the server read or copy its target; a FIFO must not hold the open, hence
+ *  O_NONBLOCK). Returns its size. */
+async function copyRegularFile(from: string, to: string, maxBytes: number): Promise<number> {
   const src = await open(from, fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK);
   try {
     const st = await src.stat();
     if (!st.isFile()) throw new Error('not a regular file');
-    await writePublicFile(to, await src.readFile(), 0o755);
+    if (st.size > maxBytes) throw new Error(`it is ${Math.ceil(st.size / 1048576)} MiB, more than the ${maxBytes / 1048576} MiB the server keeps of compiled programs`);
+    const data = await src.readFile();
+    await writePublicFile(to, data, 0o755);
+    return data.length;
   } finally {
     await src.close();
   }

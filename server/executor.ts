@@ -45,7 +45,7 @@ export interface ExecSpec {
   /** The run's cgroup: the program joins it before it execs (unless it is born in it: `slot`); its counters give
    *  peak memory, CPU and OOM kills. The caller creates it and destroys it after the run. */
   cgroup?: RunCgroup;
-  /** The pool worker's zygote to fork the run from (its cgroups, user and network namespaces). */
+  /** The pool worker's zygote to fork the run from (its cgroups and user namespace). */
   slot?: Slot;
   signal?: AbortSignal;
   onOutput?: (stream: 'stdout' | 'stderr', chunk: string) => void;
@@ -90,6 +90,8 @@ export function signalName(n: number): string {
 
 /** What a launcher wrote on fd 3 about its program. */
 export interface ProgramReport {
+  /** pid 1 of a sandbox is up (its first word): from then on, stderr may be the program's. */
+  started?: boolean;
   execError?: string;
   /** pid 1 of a sandbox could not set it up (the user switch, the seccomp filter): the program never ran. */
   setupError?: string;
@@ -152,6 +154,11 @@ function programLine(line: string, into: ProgramReport): void {
     case 'setup-error':
       once('setupError');
       into.setupError = rest.join(' ');
+      return;
+    case 'started':
+      once('started');
+      if (rest.length !== 0) throw new InvalidReport('started takes nothing');
+      into.started = true;
       return;
     default:
       throw new InvalidReport(`unexpected line ${JSON.stringify(line.slice(0, 60))}`);
@@ -427,10 +434,15 @@ export class Executor {
     if (spec.sandbox && program.execError !== undefined && end === undefined) {
       return this.spawnError(`could not start ${program.execError}`, started);
     }
-    if (spec.sandbox && end === undefined && program.exitCode === undefined && program.signal === undefined) {
-      // bwrap itself failed (a bind source missing, namespaces refused): it said why on stderr.
-      const said = err.text().trim().split('\n').filter((l) => l.startsWith('bwrap:')).join('; ');
+    // The cgroup saw every process of the run, page cache and tmpfs included: its counters are the honest ones.
+    const group = spec.cgroup ? await spec.cgroup.stats().catch(() => undefined) : undefined;
+    const oomKilled = (group?.oomKills ?? 0) > 0;
+    if (spec.sandbox && end === undefined && program.exitCode === undefined && program.signal === undefined && !oomKilled) {
       const how = report.exitCode ?? (report.signal !== undefined ? signalName(report.signal) : exit.code ?? exit.signal);
+      // Once pid 1 was up, stderr is the program's too: nothing of it is quoted as bwrap's.
+      if (program.started) return this.spawnError(`the sandbox ended before its program did (bwrap ended with ${how})`, started);
+      // bwrap itself failed (a bind source missing, namespaces refused): it said why on stderr, before any program.
+      const said = err.text().trim().split('\n').filter((l) => l.startsWith('bwrap:')).join('; ');
       return this.spawnError(`the sandbox did not start: ${said || `bwrap ended with ${how}`}`, started);
     }
 
@@ -438,10 +450,7 @@ export class Executor {
     let signal: string | null = null;
     if (program.signal !== undefined) signal = signalName(program.signal);
     else if (program.exitCode !== undefined) exitCode = program.exitCode;
-    else signal = 'SIGKILL'; // the launcher was killed before it could report: so was its program
-
-    // The cgroup saw every process of the run, page cache and tmpfs included: its counters are the honest ones.
-    const group = spec.cgroup ? await spec.cgroup.stats().catch(() => undefined) : undefined;
+    else signal = 'SIGKILL'; // killed before it could report (by us, or by the OOM killer): so was its program
 
     return {
       end: end ?? 'exited',
@@ -457,7 +466,7 @@ export class Executor {
       // (A process's RSS also counts shared pages that other runs already brought in — node's own binary, libc —
       // which the limit doesn't, so it can pass the limit without the limit having been passed.)
       peakMemoryBytes: group?.peakMemoryBytes ? group.peakMemoryBytes : Math.max(program.maxRssBytes ?? 0, peakSampled),
-      oomKilled: (group?.oomKills ?? 0) > 0,
+      oomKilled,
     };
   }
 

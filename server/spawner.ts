@@ -18,7 +18,7 @@ import path from 'node:path';
 export type StreamName = 'in' | 'out' | 'err' | 'rep';
 
 /** Which zygote forks a run: one per pool worker. `args` are the zygote's options (see zygote.c): the cgroups it
- *  joins, its user namespace (`-i`), its network namespace (`-n`); fixed for the zygote's life. */
+ *  joins and its user namespace (`-i`); fixed for the zygote's life. */
 export interface Slot {
   id: string;
   args: string[];

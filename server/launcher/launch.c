@@ -21,8 +21,9 @@
  * pass for a line of ours (the server then parses them strictly). It also holds the only writer of the lifeline
  * (LIFELINE_FD in the sandbox): when it closes it, or dies, pid 1 kills the whole sandbox.
  *
- * --init: pid 1 inside bwrap (--as-pid-1). It becomes the sandbox user (-u: drops every capability, its
- * supplementary groups and uid 0 of the namespace), makes itself non-dumpable (so the program can neither ptrace
+ * --init: pid 1 inside bwrap (--as-pid-1). It reports `started`, makes itself and the program the first the OOM killer
+ * picks, gives /work to the sandbox user (-w) and becomes that user (-u: drops every capability, its supplementary
+ * groups and uid 0 of the namespace), makes itself non-dumpable (so the program can neither ptrace
  * it nor take its file descriptors), loads the seccomp filter (-s), runs the program, and when the program ends
  * kills everything left in the namespace (kill(-1)), reaps it, and reports its exit status or signal and rusage:
  * bwrap itself can only pass on an exit code (SIGKILL and exit(137) would look the same).
@@ -40,9 +41,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
-#include <linux/magic.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -188,6 +187,7 @@ struct options {
     int init;               /* --init: pid 1 of a sandbox */
     int sandbox;            /* -b: PROGRAM is bwrap */
     int become_user;        /* -u (init): switch to the sandbox user */
+    int own_work;           /* -w (init, with -u): give the cwd (the run's own /work tmpfs) to the sandbox user */
     const char *seccomp;    /* -s (init): BPF filter to load */
     int resources[MAX_LIMITS];
     rlim_t values[MAX_LIMITS];
@@ -205,6 +205,7 @@ static void parse(int argc, char **argv, struct options *o) {
         if (strcmp(argv[i], "--init") == 0) { o->init = 1; continue; }
         if (strcmp(argv[i], "-b") == 0) { o->sandbox = 1; continue; }
         if (strcmp(argv[i], "-u") == 0) { o->become_user = 1; continue; }
+        if (strcmp(argv[i], "-w") == 0) { o->own_work = 1; continue; }
         if (strcmp(argv[i], "-s") == 0 && i + 1 < argc) { o->seccomp = argv[++i]; continue; }
         if (strcmp(argv[i], "-c") == 0 && i + 1 < argc && o->ncgroups < MAX_CGROUPS) { o->cgroups[o->ncgroups++] = argv[++i]; continue; }
         if (strcmp(argv[i], "-r") == 0 && i + 1 < argc && o->nlimits < MAX_LIMITS) {
@@ -227,12 +228,21 @@ static void parse(int argc, char **argv, struct options *o) {
     }
     if (i >= argc) usage();
     if ((o->become_user || o->seccomp) && !o->init) usage();
+    if (o->own_work && !o->become_user) usage();
     if (o->sandbox && o->init) usage();
     o->program = &argv[i];
 }
 
 /* In the forked child: rlimits, cgroups, exec. Reports its errno on `errfd` (close-on-exec) if anything fails. */
 static void __attribute__((noreturn)) exec_program(const struct options *o, int errfd) {
+    /* A program (not bwrap: pid 1 sees to its own) is the first the OOM killer picks, whatever the zygote set. */
+    if (!o->sandbox) {
+        int adj = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+        if (adj >= 0) {
+            write_all(adj, "1000", 4);
+            close(adj);
+        }
+    }
     for (int k = 0; k < o->ncgroups; k++) {
         if (join_cgroup(o->cgroups[k]) != 0) {
             int e = errno;
@@ -291,11 +301,20 @@ static int run_init(const struct options *o) {
     }
     /* Signals from inside the namespace reach pid 1 only through handlers it installs: it installs none. */
     signal(SIGPIPE, SIG_IGN);
+    /* First word: the sandbox is up. Whatever comes on stderr from now on may be the program's: the server quotes
+     * bwrap's own words from it only when this never came. */
+    report("started\n");
+    /* The first the OOM killer picks in the run's memory cgroup: pid 1 and the program, never bwrap, a launcher or
+     * the zygote (which lowered theirs). Raising needs no privilege; done while /proc/self is still ours. */
+    int adj = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+    if (adj >= 0) {
+        write_all(adj, "1000", 4);
+        close(adj);
+    }
     char err[256];
     /* The run's own /work is a tmpfs made by the sandbox's root: it becomes the sandbox user's (its home). A bound
-     * host directory (the compile step's) is left as the server prepared it. */
-    struct statfs cwd;
-    if (o->become_user && statfs(".", &cwd) == 0 && cwd.f_type == TMPFS_MAGIC && chown(".", SANDBOX_ID, SANDBOX_ID) != 0) {
+     * host directory (the compile step's, -w not given) is left as the server prepared it. */
+    if (o->own_work && chown(".", SANDBOX_ID, SANDBOX_ID) != 0) {
         report("setup-error chown /work: %s\n", strerror(errno));
         return 125;
     }
@@ -402,13 +421,19 @@ static void on_child(int sig) {
     errno = saved;
 }
 
-static void let_go_of_lifeline(void) {
-    sigset_t block, old;
+/* Blocks the signals that ask the launcher to stop (their handler touches child_pid and the lifeline). */
+static void block_stop_signals(sigset_t *old) {
+    sigset_t block;
     sigemptyset(&block);
     sigaddset(&block, SIGTERM);
     sigaddset(&block, SIGINT);
     sigaddset(&block, SIGHUP);
-    sigprocmask(SIG_BLOCK, &block, &old);
+    sigprocmask(SIG_BLOCK, &block, old);
+}
+
+static void let_go_of_lifeline(void) {
+    sigset_t old;
+    block_stop_signals(&old);
     int fd = lifeline;
     lifeline = -1;
     if (fd >= 0) close(fd);
@@ -481,12 +506,8 @@ int launch(int argc, char **argv) {
         sigaction(SIGCHLD, &sc, NULL);
     }
 
-    sigset_t block, old;
-    sigemptyset(&block);
-    sigaddset(&block, SIGTERM);
-    sigaddset(&block, SIGINT);
-    sigaddset(&block, SIGHUP);
-    sigprocmask(SIG_BLOCK, &block, &old);
+    sigset_t old;
+    block_stop_signals(&old);
     pid_t pid = fork();
     if (pid < 0) { report("exec-error %d fork: %s\n", errno, strerror(errno)); return 126; }
     if (pid == 0) {

@@ -2,8 +2,8 @@
  * sbx-launch: starts one sandboxed program and reports what the kernel accounted for it.
  *
  *   sbx-launch [-r RESOURCE=LIMIT]... [-c CGROUP_PROCS_FILE]... [-b] -- PROGRAM [ARG]...
- *   sbx-launch --init [-u] [-s SECCOMP_BPF] [-r RESOURCE=LIMIT]... -- PROGRAM [ARG]...   (pid 1 of a sandbox)
- *   sbx-launch --zygote SOCKET [-n] [-i UID:GID [-M NEWUIDMAP -N NEWGIDMAP]] [CGROUP_PROCS_FILE]...
+ *   sbx-launch --init [-u [-w]] [-s SECCOMP_BPF] [-r RESOURCE=LIMIT]... -- PROGRAM [ARG]...   (pid 1 of a sandbox)
+ *   sbx-launch --zygote SOCKET [-i UID:GID [-M NEWUIDMAP -N NEWGIDMAP]] [CGROUP_PROCS_FILE]...
  *   sbx-launch --userns-exec UID:GID [-M NEWUIDMAP -N NEWGIDMAP] -- COMMAND [ARG]...   (the server's trial sandbox)
  *   sbx-launch --seccomp-export FILE      (writes the sandbox's seccomp filter as BPF; prints what it denies)
  *

@@ -3,13 +3,14 @@
  * an ~80 MB Node process), which capped throughput and added latency. The zygote is a tiny process the server
  * starts once per pool worker; it forks each run's launcher, which costs next to nothing.
  *
- *   sbx-launch --zygote SOCKET [-n] [-i UID:GID [-M NEWUIDMAP -N NEWGIDMAP]] [CGROUP_PROCS_FILE]...
+ *   sbx-launch --zygote SOCKET [-i UID:GID [-M NEWUIDMAP -N NEWGIDMAP]] [CGROUP_PROCS_FILE]...
  *
  * At start, in this order: it joins the worker's cgroups (every run it forks is born there: moving a process into a
- * cgroup waits for an RCU grace period, 5-15 ms measured, which a run must not pay); with -i it makes and enters
- * the worker's user namespace (identity.c: the sandbox user is host UID:GID); with -n it makes an empty network
- * namespace, loopback only, that its sandboxes share one at a time (owned by that user namespace, so a run, which
- * holds no capability there, can change nothing in it for the next).
+ * cgroup waits for an RCU grace period, 5-15 ms measured, which a run must not pay); a root zygote makes itself (and
+ * so the launchers and bwrap it forks) the last the OOM killer would pick: pid 1 of a sandbox makes itself and the
+ * program the first; with -i it makes and enters the worker's user namespace (identity.c: the sandbox user is host
+ * UID:GID). (Each sandbox gets a network namespace of its own from bwrap: a shared one carried TIME_WAIT sockets and
+ * /proc/net's view of them from one run to the next.)
  *
  *   stdin  (server → zygote), NUL-terminated strings:
  *          "run", id, cwd, stdin-flag ("0"/"1"), argc, argc launcher arguments, envc, envc "KEY=VALUE" strings
@@ -26,13 +27,11 @@
 #include "launcher.h"
 #include <errno.h>
 #include <fcntl.h>
-#include <net/if.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -107,21 +106,6 @@ static char *next_token(char **buf, size_t *cap) {
     return strdup(*buf);
 }
 
-/* Moves the caller into a new network namespace with only its loopback, up. */
-static int private_network(void) {
-    if (unshare(CLONE_NEWNET) != 0) return -1;
-    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return -1;
-    struct ifreq ifr;
-    memset(&ifr, 0, sizeof ifr);
-    strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
-    int ok = ioctl(fd, SIOCGIFFLAGS, &ifr) == 0;
-    ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
-    ok = ok && ioctl(fd, SIOCSIFFLAGS, &ifr) == 0;
-    close(fd);
-    return ok ? 0 : -1;
-}
-
 static void spawn_run(const char *sock, char *id, char *cwd, char *with_stdin, int argc, char **argv, char **envp) {
     sigset_t block, old;
     sigemptyset(&block);
@@ -182,14 +166,12 @@ static void kill_run(const char *id, int sig) {
 int zygote(int argc, char **argv) {
     if (argc < 2) goto usage;
     const char *sock = argv[1];
-    int netns = 0;
     uid_t uid = 0;
     gid_t gid = 0;
     const char *newuidmap = NULL, *newgidmap = NULL;
     const char *cgroups[MAX_CGROUPS];
     int ncgroups = 0;
     for (int i = 2; i < argc; i++) {
-        if (strcmp(argv[i], "-n") == 0) { netns = 1; continue; }
         if (strcmp(argv[i], "-i") == 0 && i + 1 < argc) {
             char *end;
             unsigned long u = strtoul(argv[++i], &end, 10), g;
@@ -214,6 +196,18 @@ int zygote(int argc, char **argv) {
             return 3;
         }
     }
+    /* The OOM killer must never pick a zygote, a launcher or bwrap over the program of a run in the same memory
+     * cgroup (a run keeping its memory in tmpfs or sockets has a tiny RSS: bwrap's would be the largest, and its death
+     * a wrong verdict). Lowering needs CAP_SYS_RESOURCE, which some roots lack (and no user has): then pid 1 raising
+     * itself and the program to 1000 is what steers it, and an OOM kill of anything in the group still makes the
+     * verdict memory_limit (executor.ts). */
+    if (geteuid() == 0) {
+        int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            write_all(fd, "-1000", 5);
+            close(fd);
+        }
+    }
     char err[256];
     if (uid && enter_sandbox_userns(uid, gid, newuidmap, newgidmap, err, sizeof err) != 0) {
         fprintf(stderr, "sbx-launch: cannot make the sandbox's user namespace: %s\n", err);
@@ -222,10 +216,6 @@ int zygote(int argc, char **argv) {
     /* A user namespace change drops the parent-death signal: set it again, then make sure the parent is alive. */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() == 1) return 125;
-    if (netns && private_network() != 0) {
-        fprintf(stderr, "sbx-launch: cannot make a network namespace: %s\n", strerror(errno));
-        return 4;
-    }
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_child_exit;
@@ -275,6 +265,6 @@ int zygote(int argc, char **argv) {
         free(rargv); free(envp);
     }
 usage:
-    fprintf(stderr, "usage: sbx-launch --zygote SOCKET [-n] [-i UID:GID [-M NEWUIDMAP -N NEWGIDMAP]] [CGROUP_PROCS]...\n");
+    fprintf(stderr, "usage: sbx-launch --zygote SOCKET [-i UID:GID [-M NEWUIDMAP -N NEWGIDMAP]] [CGROUP_PROCS]...\n");
     return 2;
 }

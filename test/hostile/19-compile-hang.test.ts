@@ -8,7 +8,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { assertContained, hostileRun, hostileServer, type HostileServer, type RunOutcome } from './harness';
+import { readdirSync, statSync } from 'node:fs';
+import path from 'node:path';
 import { runProcessesOf } from '../helpers/processes';
+import { workRootOf } from '../helpers/server';
 import { MetricsRequest, type ExecuteParams, type RunStatus } from '../../server/protocol';
 
 const SUITE_TIMEOUT_MS = 60_000;
@@ -74,5 +77,25 @@ void describe('compile-time hangs: compile_error or timeout within the limit, th
     assert.equal(m.pool.busy, 0, `busy workers: ${JSON.stringify(m.pool)}`);
     assert.equal(m.queueLength, 0);
     assert.equal(m.pool.idle, m.pool.size);
+  });
+});
+
+void describe('tiny sources, huge binaries: what the server keeps of compiled programs is bounded', { timeout: SUITE_TIMEOUT_MS }, () => {
+  test('six sources of a line each compile to 48 MiB binaries: the server keeps at most 256 MiB of them', async () => {
+    const one = await hostileServer({ poolSize: 1 });
+    try {
+      const sizes: number[] = [];
+      for (let i = 0; i < 6; i++) {
+        const code = `__asm__(".data\\n.globl blob\\nblob: .fill ${48 << 20},1,${i + 1}\\n");\nint main(void) { return 0; }\n`;
+        const run = await hostileRun(one, { language: 'c', code, limits: { timeoutMs: 20_000, memoryMb: 256 } });
+        await assertContained(one, run, { status: 'ok', limitMs: 20_000 });
+        const bin = path.join(workRootOf(one.server.proc.pid!)!, 'bin');
+        sizes.push(readdirSync(bin).reduce((n, f) => n + statSync(path.join(bin, f)).size, 0));
+      }
+      assert.ok(Math.max(...sizes) <= 256 * 1024 * 1024, `the server kept ${sizes.map((s) => Math.round(s / 1048576)).join(', ')} MiB of binaries`);
+      assert.ok(sizes[4]! >= 4 * 48 * 1024 * 1024, `the cache kept less than it may: ${sizes.map((s) => Math.round(s / 1048576)).join(', ')} MiB`);
+    } finally {
+      await one.close();
+    }
   });
 });

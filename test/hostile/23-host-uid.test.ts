@@ -9,7 +9,8 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import path from 'node:path';
 import { LanguagesRequest, type ExecuteParams, type SandboxInfo } from '../../server/protocol';
 import { sandboxedBelow, sandboxProcesses, type HostProcess } from '../helpers/processes';
 import { waitFor } from '../helpers/server';
@@ -113,5 +114,31 @@ void describe('hostile 23: the host never sees root, nor the server, in a sandbo
     }, 'the compiler to be running', 4000);
     theIds(compiler, 'the compile');
     await assertContained(h, await run.done, { status: ['timeout', 'compile_error'], limitMs: 4000 });
+  });
+
+  test("the compile's host directory stays the server's, even where the server's TMPDIR is a tmpfs", async () => {
+    // pid 1 gives /work to the sandbox user only when told it is the run's own tmpfs, not by looking at it: a bound
+    // host dir on a tmpfs (/dev/shm, a distro's tmpfs /tmp) looks the same.
+    const tmp = mkdtempSync('/dev/shm/hostile-tmpdir-');
+    const shm = await hostileServer({ poolSize: 1 }, { TMPDIR: tmp });
+    try {
+      const run = startRun(shm, { language: 'c', code: '#include "/dev/random"\nint main(void) { return 0; }\n', limits: { ...LIMITS, timeoutMs: 3000 } });
+      const dir = await waitFor(() => {
+        for (const root of readdirSync(tmp).filter((n) => n.startsWith('sbx-'))) {
+          for (const d of readdirSync(path.join(tmp, root)).filter((n) => n.startsWith('run-'))) {
+            const full = path.join(tmp, root, d);
+            if (readdirSync(full).includes('main.c') && sandboxedBelow(shm.server.proc.pid!).some((p) => /cc1/.test(p.cmd))) return full;
+          }
+        }
+        return undefined;
+      }, 'the compile to run', 3000);
+      const st = statSync(dir);
+      assert.equal(st.uid, serverUid, `the compile dir ${dir} was given to uid ${st.uid}`);
+      assert.equal(st.mode & 0o777, 0o777);
+      await assertContained(shm, await run.done, { status: ['timeout', 'compile_error'], limitMs: 3000 });
+    } finally {
+      await shm.close();
+      rmSync(tmp, { recursive: true, force: true });
+    }
   });
 });

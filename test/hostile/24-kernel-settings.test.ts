@@ -2,9 +2,9 @@
  * Hostile case 24, kernel settings. With host root behind the uid map, /proc/sys was writable from inside: writing
  * kernel.core_pattern to a pipe into a file under /work and crashing a child made the kernel run that file as real
  * root on the host; net.* writes carried over to the next run on the worker. Now the run is an unprivileged host uid,
- * /proc/sys and /proc/fs are read-only mounts, the files runc masks are covered, and the network namespace a
- * worker's runs share belongs to a user namespace in which they hold no capability. Every write fails, the host's
- * values stay as they were, nothing runs on the host, and the next run on the same worker sees the defaults.
+ * /proc/sys, fs, irq and bus are read-only mounts, the files runc masks are covered, and every run has a network
+ * namespace of its own. Every write fails, the host's values stay as they were, nothing runs on the host, and the
+ * next run on the same worker sees the defaults and none of the sockets the last one left.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -95,7 +95,7 @@ void describe('hostile 24: kernel settings', { timeout: 90_000 }, () => {
     assert.doesNotMatch(readFileSync('/proc/sys/kernel/core_pattern', 'utf8'), /helper\.sh/);
   });
 
-  test("/proc: kcore, keys, kallsyms, timer_list and the rest runc masks are closed; /proc/sys and /proc/fs are read-only mounts", async () => {
+  test("/proc: kcore, keys, kallsyms, timer_list and the rest runc masks are closed; /proc/sys, fs, irq, bus are read-only mounts", async () => {
     const code = [
       'import json, os',
       'out = {}',
@@ -163,5 +163,29 @@ void describe('hostile 24: kernel settings', { timeout: 90_000 }, () => {
     await assertContained(h, second, { status: 'ok', limitMs: LIMITS.timeoutMs });
     assert.equal(first.result.workerId, second.result.workerId);
     assert.equal(second.result.stdout, 'ttl 64\nlo ipv6 disabled 0\nloopback up\nipv6 loopback up\n');
+  });
+
+  test('nor its sockets: a port left in TIME_WAIT is free in the next run, whose /proc/net/tcp is empty', async () => {
+    // The side that closes first keeps the connection in TIME_WAIT for a minute, in its network namespace.
+    const leave = [
+      'import socket',
+      'l = socket.socket(); l.bind(("127.0.0.1", 8080)); l.listen(1)',
+      'c = socket.create_connection(("127.0.0.1", 8080)); s, _ = l.accept()',
+      's.close(); c.close(); l.close()',
+      'print("time-wait", sum(1 for line in open("/proc/net/tcp") if line.split()[3:4] == ["06"]))',
+    ].join('\n');
+    const first = await hostileRun(h, { language: 'python', code: leave, limits: LIMITS });
+    await assertContained(h, first, { status: 'ok', limitMs: LIMITS.timeoutMs });
+    assert.match(first.result.stdout, /^time-wait [1-9]/m, 'the first run left no TIME_WAIT socket: the premise did not hold');
+    const look = [
+      'import socket',
+      'print("connections", len(open("/proc/net/tcp").read().splitlines()) - 1)',
+      'socket.socket().bind(("127.0.0.1", 8080))',
+      'print("bound 8080")',
+    ].join('\n');
+    const second = await hostileRun(h, { language: 'python', code: look, limits: LIMITS });
+    await assertContained(h, second, { status: 'ok', limitMs: LIMITS.timeoutMs });
+    assert.equal(first.result.workerId, second.result.workerId);
+    assert.equal(second.result.stdout, 'connections 0\nbound 8080\n');
   });
 });

@@ -38,8 +38,8 @@ describe('launch report', () => {
     assert.equal(r.invalid, undefined);
   });
   test('takes what pid 1 said only from its frame, and only in a sandbox', () => {
-    const r = report(`${frame('signal 9\nrusage 10 0 4\n')}exit 137\nrusage 20 0 8\n`, true);
-    assert.deepEqual(r.inner, { signal: 9, cpuMs: 0.01, maxRssBytes: 4096 });
+    const r = report(`${frame('started\nsignal 9\nrusage 10 0 4\n')}exit 137\nrusage 20 0 8\n`, true);
+    assert.deepEqual(r.inner, { started: true, signal: 9, cpuMs: 0.01, maxRssBytes: 4096 });
     assert.equal(r.exitCode, 137);
     assert.equal(r.invalid, undefined);
     // Outside a sandbox there is no pid 1 to speak: a frame is not a line of ours.
@@ -58,6 +58,8 @@ describe('launch report', () => {
       assert.ok(report(frame(bad), true).invalid, `accepted from pid 1: ${JSON.stringify(bad)}`);
     }
     assert.ok(report(frame('exit 0\nsignal 9\n'), true).invalid, 'both an exit and a signal');
+    assert.ok(report(frame('started\nstarted\n'), true).invalid, 'started twice');
+    assert.ok(report(frame('started now\n'), true).invalid, 'started with words');
   });
   test('bounded: a frame over 4096 bytes, an overflow mark, a line over 512 bytes, a report over 16 KiB', () => {
     assert.match(report(`inner 5000\n${'x'.repeat(5000)}`, true).invalid ?? '', /a frame of 5000 bytes/);

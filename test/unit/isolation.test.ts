@@ -44,7 +44,7 @@ void describe('bwrapArgs', () => {
   void it('starts with bwrap and ends with pid 1 (the launcher) taking its options: become the sandbox user, load the filter', () => {
     assert.equal(argv[0], '/usr/bin/bwrap');
     const dashes = argv.indexOf('--');
-    assert.deepEqual(argv.slice(dashes), ['--', BOX_LAUNCHER, '--init', '-u', '-s', BOX_SECCOMP]);
+    assert.deepEqual(argv.slice(dashes), ['--', BOX_LAUNCHER, '--init', '-u', '-w', '-s', BOX_SECCOMP]);
     assert.equal(path.dirname(BOX_SECCOMP), '/etc');
   });
 
@@ -67,8 +67,14 @@ void describe('bwrapArgs', () => {
     assert.deepEqual(own.slice(own.indexOf('--')), ['--', BOX_LAUNCHER, '--init', '-s', BOX_SECCOMP]);
   });
 
-  void it("shares the zygote's network namespace only when told to", () => {
-    assert.ok(!bwrapArgs(run({ inheritNetwork: true })).includes('--unshare-net'));
+  void it('a network namespace of its own for every run, whoever maps the user', () => {
+    for (const userns of ['worker', 'per-run'] as const) assert.ok(bwrapArgs(run({ userns })).includes('--unshare-net'), userns);
+  });
+
+  void it('pid 1 gives /work to the sandbox user only when /work is its own tmpfs, never a bound host dir', () => {
+    assert.deepEqual(argv.slice(argv.indexOf('--')), ['--', BOX_LAUNCHER, '--init', '-u', '-w', '-s', BOX_SECCOMP]);
+    const compile = bwrapArgs(run({ files: [], writableWorkDir: '/tmp/sbx-1/run-b' }));
+    assert.deepEqual(compile.slice(compile.indexOf('--')), ['--', BOX_LAUNCHER, '--init', '-u', '-s', BOX_SECCOMP]);
   });
 
   void it('/proc: the sysctls and /proc/fs read-only, the masked entries covered, all after /proc is mounted', () => {

@@ -15,7 +15,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Executor, type ExecSpec } from '../../server/executor';
@@ -154,7 +154,8 @@ void describe('hostile 26: the launcher from inside', { timeout: 120_000 }, () =
 /** A pid 1 that lies: played by a shell script in bwrap's place, through the real outer launcher, so that its "report"
  *  goes the way pid 1's does. Whatever it says, the run is an internal error and nothing is signalled. */
 void describe('hostile 26: a lying pid 1 (its report pipe, bounded and strictly parsed)', { timeout: 60_000 }, () => {
-  const executor = new Executor({ launcher: LAUNCHER, socketDir: mkdtempSync(path.join(os.tmpdir(), 'sbx-hostile-sock-')) });
+  const socketDir = mkdtempSync(path.join(os.tmpdir(), 'sbx-hostile-sock-'));
+  const executor = new Executor({ launcher: LAUNCHER, socketDir });
   let canary: ChildProcess;
   before(() => {
     canary = spawn('sleep', ['1000'], { stdio: 'ignore', detached: true });
@@ -162,6 +163,7 @@ void describe('hostile 26: a lying pid 1 (its report pipe, bounded and strictly 
   after(() => {
     canary?.kill('SIGKILL');
     executor.dispose();
+    rmSync(socketDir, { recursive: true, force: true });
   });
   const pid1 = async (script: string): Promise<Awaited<ReturnType<Executor['run']>>> => {
     const marker = `lying-pid1-${process.pid}-${Math.random().toString(36).slice(2)}`;

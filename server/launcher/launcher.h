@@ -20,7 +20,7 @@
 /* The sandbox user inside its user namespace ("nobody"): pid 1 switches to it before the program starts. */
 #define SANDBOX_ID 65534
 
-/* report.c-ish helpers (launch.c) */
+/* launch.c: the report, descriptors, cgroups */
 void report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void write_all(int fd, const char *buf, size_t len);
 void close_from(int low);
